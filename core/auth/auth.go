@@ -1,0 +1,140 @@
+// Package auth is QTunnel's mutual authentication with a shared secret,
+// bound to one TLS session.
+//
+// Both ends derive the same exporter value from their TLS session (RFC 8446
+// section 7.5). The client sends HMAC-SHA256(secret, "client" | exporter);
+// the server checks it in constant time and, only then, answers with
+// HMAC-SHA256(secret, "server" | exporter). A man in the middle who
+// terminates TLS with its own certificate holds two sessions with two
+// different exporters, so it can neither replay the client's proof to the
+// server nor forge the server's proof to the client: each side refuses it,
+// even when the client pins nothing and the certificate is self-signed.
+//
+// The client speaks first so that the server reveals nothing, not even a
+// proof to guess against, to a peer that has not proved the secret. The
+// client's proof does let a middleman who lures the client guess the secret
+// offline, which is why weak secrets get a warning (package secret).
+package auth
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/qtunnel/qtunnel/core/proto"
+	"github.com/qtunnel/qtunnel/core/secret"
+)
+
+// Errors a handshake can end with. Callers match them with errors.Is.
+var (
+	// ErrRejected: the server said the client's proof was wrong, which
+	// means the two ends do not share the secret (or someone relayed the
+	// proof from another TLS session).
+	ErrRejected = errors.New("the server rejected our secret (do both ends use the same secret?)")
+	// ErrServerProof: the server accepted us but could not prove it knows
+	// the secret: it is not the server we meant, or someone is in the middle.
+	ErrServerProof = errors.New("the server could not prove it knows the secret (someone in the middle, or not a QTunnel server)")
+	// ErrBadProof: (server side) the client's proof matched no secret.
+	ErrBadProof = errors.New("the peer's proof of the secret is wrong")
+)
+
+// Role labels keep a client proof from being reflected as a server proof.
+const (
+	roleClient = "qtunnel client proof v1"
+	roleServer = "qtunnel server proof v1"
+)
+
+// Exporter returns the TLS session's exporter value the proofs are bound to.
+func Exporter(cs tls.ConnectionState) ([]byte, error) {
+	if cs.Version != tls.VersionTLS13 {
+		return nil, fmt.Errorf("TLS version %#x: QTunnel requires TLS 1.3", cs.Version)
+	}
+	ekm, err := cs.ExportKeyingMaterial(proto.ExporterLabel, nil, 32)
+	if err != nil {
+		return nil, fmt.Errorf("export TLS keying material: %w", err)
+	}
+	return ekm, nil
+}
+
+func proof(role string, key, exporter []byte) [proto.ProofSize]byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(role))
+	m.Write(exporter)
+	var out [proto.ProofSize]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// ClientProof is the proof a client sends for the session with this exporter.
+func ClientProof(s secret.Secret, exporter []byte) [proto.ProofSize]byte {
+	return proof(roleClient, s.Bytes(), exporter)
+}
+
+// ServerProof is the proof a server answers with.
+func ServerProof(s secret.Secret, exporter []byte) [proto.ProofSize]byte {
+	return proof(roleServer, s.Bytes(), exporter)
+}
+
+// Client runs the client's half over rw, a stream of the TLS session whose
+// exporter value is given. It returns nil only when the server has proved
+// the secret.
+func Client(rw io.ReadWriter, s secret.Secret, exporter []byte) error {
+	req := proto.AuthRequest{Proof: ClientProof(s, exporter)}
+	if _, err := rw.Write(proto.AppendAuthRequest(nil, req)); err != nil {
+		return fmt.Errorf("send proof: %w", err)
+	}
+	resp, err := proto.ReadAuthResponse(rw)
+	if err != nil {
+		return fmt.Errorf("read server's answer: %w", err)
+	}
+	if resp.Status != proto.AuthOK {
+		return ErrRejected
+	}
+	want := ServerProof(s, exporter)
+	if subtle.ConstantTimeCompare(want[:], resp.Proof[:]) != 1 {
+		return ErrServerProof
+	}
+	return nil
+}
+
+// Verify returns the index of the secret in secrets that the client's proof
+// matches, or ErrBadProof. Every secret is checked, whatever matched, so the
+// time taken says nothing about which did.
+func Verify(req proto.AuthRequest, secrets []secret.Secret, exporter []byte) (int, error) {
+	match := -1
+	for i, s := range secrets {
+		want := ClientProof(s, exporter)
+		if subtle.ConstantTimeCompare(want[:], req.Proof[:]) == 1 && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return -1, ErrBadProof
+	}
+	return match, nil
+}
+
+// Server runs the server's half over rw: it reads the client's proof,
+// checks it against secrets and answers. On a wrong proof it sends a
+// rejection (so an honest client with a stale secret gets a clear error) and
+// returns ErrBadProof; the caller must then close the session.
+func Server(rw io.ReadWriter, secrets []secret.Secret, exporter []byte) (int, error) {
+	req, err := proto.ReadAuthRequest(rw)
+	if err != nil {
+		return -1, fmt.Errorf("read client's proof: %w", err)
+	}
+	i, err := Verify(req, secrets, exporter)
+	if err != nil {
+		_, _ = rw.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRejected}))
+		return -1, err
+	}
+	resp := proto.AuthResponse{Status: proto.AuthOK, Proof: ServerProof(secrets[i], exporter)}
+	if _, err := rw.Write(proto.AppendAuthResponse(nil, resp)); err != nil {
+		return -1, fmt.Errorf("send proof: %w", err)
+	}
+	return i, nil
+}

@@ -1,0 +1,336 @@
+// Package proto defines QTunnel's wire format: the authentication frames
+// exchanged once per TLS session, the header that opens every tunneled
+// stream, and the QUIC error codes. It is pure encoding and decoding with no
+// I/O policy of its own, so that every parser here can be fuzzed.
+//
+// Every frame starts with a version byte. All lengths are single bytes, so a
+// frame is never larger than MaxFrameSize and a reader never allocates on a
+// peer's say-so.
+//
+//	AuthRequest  (client -> server): version | proof[32]
+//	AuthResponse (server -> client): version | status | proof[32] (proof only if status is AuthOK)
+//	StreamRequest  (client -> server, first bytes of a stream): version | command | len | target[len]
+//	StreamResponse (server -> client, first bytes back):        version | status  | len | message[len]
+package proto
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ALPN is the TLS application protocol QTunnel negotiates, on QUIC and on
+// TLS/TCP alike. A peer that does not offer it fails the TLS handshake.
+const ALPN = "qtunnel/1"
+
+// Version is the only frame version this code speaks.
+const Version byte = 1
+
+// ExporterLabel is the TLS exporter label (RFC 8446 section 7.5) whose
+// output binds the secret proofs to one TLS session.
+const ExporterLabel = "EXPORTER-qtunnel-auth-v1"
+
+// ProofSize is the size of a secret proof (HMAC-SHA256).
+const ProofSize = 32
+
+// MaxTargetLen is the longest target name a StreamRequest can carry.
+const MaxTargetLen = 255
+
+// MaxFrameSize bounds every frame defined here.
+const MaxFrameSize = 3 + 255
+
+// ErrVersion is returned for a frame whose version byte is not Version.
+var ErrVersion = errors.New("unsupported protocol version")
+
+// ErrMalformed is returned for a frame that is not well formed.
+var ErrMalformed = errors.New("malformed frame")
+
+// AuthStatus is the server's verdict on a client's proof.
+type AuthStatus byte
+
+// Auth verdicts.
+const (
+	AuthOK       AuthStatus = 0
+	AuthRejected AuthStatus = 1
+)
+
+// AuthRequest carries the client's proof of the secret.
+type AuthRequest struct {
+	Proof [ProofSize]byte
+}
+
+// AuthResponse carries the server's verdict and, if it accepted the client,
+// the server's own proof of the secret.
+type AuthResponse struct {
+	Status AuthStatus
+	Proof  [ProofSize]byte
+}
+
+// Command says what a stream is for.
+type Command byte
+
+// Commands.
+const (
+	// CmdConnect asks the server to connect the stream to a TCP target.
+	CmdConnect Command = 1
+)
+
+// StreamRequest opens a tunneled stream.
+type StreamRequest struct {
+	Command Command
+	// Target names what the client wants to reach. Empty means the server's
+	// default backend; the server decides what a name maps to.
+	Target string
+}
+
+// Status is the server's answer to a StreamRequest.
+type Status byte
+
+// Stream statuses. A client maps each to a plain-words message.
+const (
+	StatusOK             Status = 0
+	StatusNotAllowed     Status = 1 // the target is not one the server allows
+	StatusDialFailed     Status = 2 // the backend refused or could not be reached
+	StatusDialTimeout    Status = 3 // the backend did not answer in time
+	StatusDraining       Status = 4 // the server is shutting down
+	StatusBadRequest     Status = 5 // the request was not understood
+	StatusOverloaded     Status = 6 // a server limit was reached
+	maxKnownStreamStatus        = StatusOverloaded
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusNotAllowed:
+		return "target not allowed"
+	case StatusDialFailed:
+		return "backend unreachable"
+	case StatusDialTimeout:
+		return "backend timed out"
+	case StatusDraining:
+		return "server shutting down"
+	case StatusBadRequest:
+		return "bad request"
+	case StatusOverloaded:
+		return "server overloaded"
+	}
+	return fmt.Sprintf("status %d", byte(s))
+}
+
+// StreamResponse answers a StreamRequest. Message is a short human-readable
+// detail for a failure; it never contains secrets.
+type StreamResponse struct {
+	Status  Status
+	Message string
+}
+
+// QUIC application error codes, sent when a connection is closed.
+const (
+	CodeNoError        uint64 = 0
+	CodeAuthFailed     uint64 = 0x101 // the client's proof was wrong
+	CodeProtocol       uint64 = 0x102 // a peer broke this protocol
+	CodeServerShutdown uint64 = 0x103
+	CodeClientShutdown uint64 = 0x104
+	CodeAuthTimeout    uint64 = 0x105
+)
+
+// QUIC stream error codes, sent when a stream is reset.
+const (
+	// StreamCodeAborted: the TCP connection at one end was reset or failed;
+	// the other end resets its TCP connection too.
+	StreamCodeAborted uint64 = 0x201
+	// StreamCodeRefused: the server would not or could not serve the stream.
+	StreamCodeRefused uint64 = 0x202
+)
+
+// AppendAuthRequest appends the encoded request to b.
+func AppendAuthRequest(b []byte, r AuthRequest) []byte {
+	b = append(b, Version)
+	return append(b, r.Proof[:]...)
+}
+
+// ParseAuthRequest decodes an AuthRequest from exactly AuthRequestSize bytes.
+func ParseAuthRequest(b []byte) (AuthRequest, error) {
+	var r AuthRequest
+	if len(b) != AuthRequestSize {
+		return r, ErrMalformed
+	}
+	if b[0] != Version {
+		return r, ErrVersion
+	}
+	copy(r.Proof[:], b[1:])
+	return r, nil
+}
+
+// AuthRequestSize is the encoded size of an AuthRequest.
+const AuthRequestSize = 1 + ProofSize
+
+// AuthResponseSize is the encoded size of an AuthResponse.
+const AuthResponseSize = 2 + ProofSize
+
+// ReadAuthRequest reads one AuthRequest from r.
+func ReadAuthRequest(r io.Reader) (AuthRequest, error) {
+	var buf [AuthRequestSize]byte
+	if _, err := io.ReadFull(r, buf[:]); err != nil {
+		return AuthRequest{}, err
+	}
+	return ParseAuthRequest(buf[:])
+}
+
+// AppendAuthResponse appends the encoded response to b. A rejection carries
+// a zero proof, so the frame has one size whatever the verdict.
+func AppendAuthResponse(b []byte, r AuthResponse) []byte {
+	b = append(b, Version, byte(r.Status))
+	if r.Status != AuthOK {
+		var zero [ProofSize]byte
+		return append(b, zero[:]...)
+	}
+	return append(b, r.Proof[:]...)
+}
+
+// ParseAuthResponse decodes an AuthResponse from exactly AuthResponseSize bytes.
+func ParseAuthResponse(b []byte) (AuthResponse, error) {
+	var r AuthResponse
+	if len(b) != AuthResponseSize {
+		return r, ErrMalformed
+	}
+	if b[0] != Version {
+		return r, ErrVersion
+	}
+	r.Status = AuthStatus(b[1])
+	if r.Status != AuthOK && r.Status != AuthRejected {
+		return AuthResponse{}, ErrMalformed
+	}
+	copy(r.Proof[:], b[2:])
+	return r, nil
+}
+
+// ReadAuthResponse reads one AuthResponse from r.
+func ReadAuthResponse(r io.Reader) (AuthResponse, error) {
+	var buf [AuthResponseSize]byte
+	if _, err := io.ReadFull(r, buf[:]); err != nil {
+		return AuthResponse{}, err
+	}
+	return ParseAuthResponse(buf[:])
+}
+
+// AppendStreamRequest appends the encoded request to b.
+func AppendStreamRequest(b []byte, r StreamRequest) ([]byte, error) {
+	if len(r.Target) > MaxTargetLen {
+		return b, fmt.Errorf("target name is %d bytes, longer than %d: %w", len(r.Target), MaxTargetLen, ErrMalformed)
+	}
+	if r.Command != CmdConnect {
+		return b, fmt.Errorf("unknown command %d: %w", r.Command, ErrMalformed)
+	}
+	b = append(b, Version, byte(r.Command), byte(len(r.Target)))
+	return append(b, r.Target...), nil
+}
+
+// ReadStreamRequest reads one StreamRequest from r and nothing after it.
+func ReadStreamRequest(r io.Reader) (StreamRequest, error) {
+	var buf [MaxFrameSize]byte
+	if _, err := io.ReadFull(r, buf[:3]); err != nil {
+		return StreamRequest{}, err
+	}
+	n := int(buf[2])
+	if _, err := io.ReadFull(r, buf[3:3+n]); err != nil {
+		return StreamRequest{}, noEOF(err)
+	}
+	req, _, err := ParseStreamRequest(buf[:3+n])
+	return req, err
+}
+
+// ParseStreamRequest decodes a StreamRequest from the start of b and returns
+// how many bytes it used. It returns io.ErrUnexpectedEOF if b is too short.
+func ParseStreamRequest(b []byte) (StreamRequest, int, error) {
+	if len(b) < 3 {
+		return StreamRequest{}, 0, io.ErrUnexpectedEOF
+	}
+	if b[0] != Version {
+		return StreamRequest{}, 0, ErrVersion
+	}
+	cmd := Command(b[1])
+	if cmd != CmdConnect {
+		return StreamRequest{}, 0, fmt.Errorf("unknown command %d: %w", cmd, ErrMalformed)
+	}
+	n := int(b[2])
+	if len(b) < 3+n {
+		return StreamRequest{}, 0, io.ErrUnexpectedEOF
+	}
+	target := b[3 : 3+n]
+	if !validName(target) {
+		return StreamRequest{}, 0, fmt.Errorf("target name has control characters: %w", ErrMalformed)
+	}
+	return StreamRequest{Command: cmd, Target: string(target)}, 3 + n, nil
+}
+
+// AppendStreamResponse appends the encoded response to b; a message longer
+// than 255 bytes is cut.
+func AppendStreamResponse(b []byte, r StreamResponse) []byte {
+	msg := r.Message
+	if len(msg) > 255 {
+		msg = msg[:255]
+	}
+	b = append(b, Version, byte(r.Status), byte(len(msg)))
+	return append(b, msg...)
+}
+
+// ReadStreamResponse reads one StreamResponse from r and nothing after it.
+func ReadStreamResponse(r io.Reader) (StreamResponse, error) {
+	var buf [MaxFrameSize]byte
+	if _, err := io.ReadFull(r, buf[:3]); err != nil {
+		return StreamResponse{}, err
+	}
+	n := int(buf[2])
+	if _, err := io.ReadFull(r, buf[3:3+n]); err != nil {
+		return StreamResponse{}, noEOF(err)
+	}
+	resp, _, err := ParseStreamResponse(buf[:3+n])
+	return resp, err
+}
+
+// ParseStreamResponse decodes a StreamResponse from the start of b and
+// returns how many bytes it used. It returns io.ErrUnexpectedEOF if b is too
+// short.
+func ParseStreamResponse(b []byte) (StreamResponse, int, error) {
+	if len(b) < 3 {
+		return StreamResponse{}, 0, io.ErrUnexpectedEOF
+	}
+	if b[0] != Version {
+		return StreamResponse{}, 0, ErrVersion
+	}
+	st := Status(b[1])
+	if st > maxKnownStreamStatus {
+		// Unknown statuses from a newer server are failures all the same.
+		st = StatusBadRequest
+	}
+	n := int(b[2])
+	if len(b) < 3+n {
+		return StreamResponse{}, 0, io.ErrUnexpectedEOF
+	}
+	msg := b[3 : 3+n]
+	if !validName(msg) {
+		// A message is for a log line: refuse bytes that could forge one.
+		return StreamResponse{}, 0, fmt.Errorf("message has control characters: %w", ErrMalformed)
+	}
+	return StreamResponse{Status: st, Message: string(msg)}, 3 + n, nil
+}
+
+// validName reports whether b has no ASCII control characters.
+func validName(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// noEOF turns a clean EOF in the middle of a frame into ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

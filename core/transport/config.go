@@ -1,0 +1,128 @@
+package transport
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/qtunnel/qtunnel/core/secret"
+)
+
+// DialerConfig configures a client's Dialer. Zero values mean the defaults
+// documented on each field.
+type DialerConfig struct {
+	// Server is the server's host:port (IPv4, IPv6 in brackets, or a name,
+	// resolved again at every connection attempt).
+	Server string
+	// TLS is the client's TLS configuration (see ClientTLSConfig).
+	TLS *tls.Config
+	// Secret is the shared secret; required.
+	Secret secret.Secret
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// ConnectWait bounds how long Open waits for a connection while the
+	// server is unreachable. Default 5 s.
+	ConnectWait time.Duration
+	// HandshakeTimeout bounds one connection attempt: TCP or QUIC, TLS and
+	// the secret proofs. Default 5 s.
+	HandshakeTimeout time.Duration
+	// Backoff spaces attempts after failures. Default 100 ms to 1 s: a
+	// restarted server is found again within about a second.
+	Backoff Backoff
+	// PoolSize (TCP only) is how many authenticated TLS connections are kept
+	// ready so that a new stream does not wait for TCP, TLS and the proofs.
+	// Default 4.
+	PoolSize int
+	// PoolMaxAge (TCP only) retires a pooled connection that has waited this
+	// long, before the server's idle limit can cut it. Default 2 min.
+	PoolMaxAge time.Duration
+}
+
+func (c *DialerConfig) withDefaults() (DialerConfig, error) {
+	d := *c
+	if d.Server == "" {
+		return d, errors.New("no server address")
+	}
+	if d.TLS == nil {
+		return d, errors.New("no TLS configuration")
+	}
+	if d.Secret.IsZero() {
+		return d, secret.ErrNoSecret
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.ConnectWait <= 0 {
+		d.ConnectWait = 5 * time.Second
+	}
+	if d.HandshakeTimeout <= 0 {
+		d.HandshakeTimeout = 5 * time.Second
+	}
+	if d.Backoff.Min <= 0 {
+		d.Backoff.Min = 100 * time.Millisecond
+	}
+	if d.Backoff.Max <= 0 {
+		d.Backoff.Max = time.Second
+	}
+	if d.PoolSize <= 0 {
+		d.PoolSize = 4
+	}
+	if d.PoolMaxAge <= 0 {
+		d.PoolMaxAge = 2 * time.Minute
+	}
+	return d, nil
+}
+
+// ServerConfig configures a Server. Zero values mean the defaults
+// documented on each field.
+type ServerConfig struct {
+	// Listen is the address to listen on (":443", "[::1]:443", "host:443").
+	Listen string
+	// Certificate is the server's TLS certificate; required.
+	Certificate tls.Certificate
+	// Secrets are the accepted shared secrets (several during a rotation);
+	// at least one is required.
+	Secrets []secret.Secret
+	// Logger receives connection events; nil discards them.
+	Logger *slog.Logger
+	// AuthTimeout bounds the TLS handshake plus the client's proof. Default 10 s.
+	AuthTimeout time.Duration
+	// IdleTimeout (TCP only) closes an authenticated connection on which no
+	// stream starts within this time (a client's pooled spare). Default 5 min.
+	IdleTimeout time.Duration
+	// MaxPeers bounds concurrent connections: QUIC connections, or TLS/TCP
+	// connections (one per stream). Default 1024 for QUIC, 8192 for TCP.
+	MaxPeers int
+}
+
+func (c *ServerConfig) withDefaults(defaultMaxPeers int) (ServerConfig, error) {
+	s := *c
+	if s.Listen == "" {
+		return s, errors.New("no listen address")
+	}
+	if len(s.Certificate.Certificate) == 0 {
+		return s, errors.New("no certificate")
+	}
+	if len(s.Secrets) == 0 {
+		return s, secret.ErrNoSecret
+	}
+	for _, sec := range s.Secrets {
+		if sec.IsZero() {
+			return s, errors.New("an empty secret is configured")
+		}
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.AuthTimeout <= 0 {
+		s.AuthTimeout = 10 * time.Second
+	}
+	if s.IdleTimeout <= 0 {
+		s.IdleTimeout = 5 * time.Minute
+	}
+	if s.MaxPeers <= 0 {
+		s.MaxPeers = defaultMaxPeers
+	}
+	return s, nil
+}

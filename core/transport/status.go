@@ -1,0 +1,123 @@
+package transport
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qtunnel/qtunnel/core/auth"
+	"github.com/qtunnel/qtunnel/core/cert"
+)
+
+// State is where a Dialer stands with its server.
+type State int32
+
+// Dialer states.
+const (
+	StateStopped    State = iota // Run has not started or has returned
+	StateConnecting              // no usable connection yet, trying
+	StateConnected               // a connection is up and authenticated
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateConnected:
+		return "connected"
+	}
+	return "stopped"
+}
+
+// Status is a snapshot of a Dialer.
+type Status struct {
+	State State
+	// Since is when State was entered.
+	Since time.Time
+	// LastError is the last connection failure, or nil.
+	LastError error
+	// Connects counts sessions established (QUIC connections, or pooled
+	// TLS connections in TCP mode).
+	Connects int64
+	// RTT is the smoothed round-trip time of the current QUIC connection;
+	// zero when unknown.
+	RTT time.Duration
+}
+
+// ErrNotConnected is returned by Open when no connection came up in time.
+var ErrNotConnected = errors.New("not connected to the server")
+
+// IsConfigError reports whether err shows a problem that retrying will not
+// fix: the ends do not share the secret, or the server's certificate is not
+// the expected one. Open fails at once on these instead of waiting.
+func IsConfigError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.Is(err, auth.ErrRejected) ||
+		errors.Is(err, auth.ErrServerProof) ||
+		errors.Is(err, cert.ErrPinMismatch) ||
+		errors.As(err, &unknownAuthority) ||
+		errors.As(err, &hostname) ||
+		errors.As(err, &invalid) ||
+		errors.As(err, &verify) ||
+		strings.Contains(err.Error(), "no application protocol")
+}
+
+// Backoff spaces reconnection attempts: exponential from Min to Max, each
+// delay drawn uniformly from its upper half so that many clients of one
+// restarted server do not return in lockstep.
+type Backoff struct {
+	Min, Max time.Duration
+}
+
+// Delay returns the wait before attempt number n (n >= 1 after failures).
+func (b Backoff) Delay(n int) time.Duration {
+	lo, hi := b.Min, b.Max
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	if hi < lo {
+		hi = lo
+	}
+	d := lo
+	for i := 1; i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return d/2 + rand.N(d/2+1)
+}
+
+// broadcast is a state cell whose waiters learn of every change.
+type broadcast struct {
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// wait returns a channel closed at the next change.
+func (b *broadcast) wait() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// notify wakes every waiter.
+func (b *broadcast) notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
+}

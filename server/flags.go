@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command line, parsed but not yet checked against each other.
+type options struct {
+	listen, backend     string
+	clientMode, useQUIC bool
+
+	secret, secretFile string
+	generateSecret     bool
+
+	generateCert                  bool
+	certFile, keyFile, certHosts string
+
+	pin, ca, sni string
+	stateDir     string
+
+	logLevel, logFormat string
+	drainTimeout        time.Duration
+	poolSize            int
+	version             bool
+}
+
+const usageHead = `qtunnel carries TCP connections through an encrypted tunnel, over QUIC or
+over TLS 1.3 on TCP, authenticated both ways with a shared secret.
+
+Usage:
+  qtunnel -listen=ADDR -backend=ADDR [-quic=true] [options]                 server
+  qtunnel -listen=ADDR -backend=SERVER -clientmode=true [-quic=true] [options] client
+  qtunnel -generate-secret [-secret-file=PATH]
+  qtunnel -generate-cert [-cert-file=server.crt -key-file=server.key]
+
+Examples:
+  # on the server: accept QUIC on UDP 443, forward to an internal web server
+  qtunnel -generate-secret -secret-file=/etc/qtunnel/secret
+  qtunnel -listen=:443 -backend=internal-server:80 -secret-file=/etc/qtunnel/secret -quic=true
+
+  # on the client: local port 8080 reaches internal-server:80 through the tunnel
+  qtunnel -listen=127.0.0.1:8080 -backend=server.example:443 -clientmode=true \
+          -secret-file=$HOME/.config/qtunnel/secret -quic=true -pin=sha256:<printed by the server>
+
+  # the design document's form (the secret on the command line shows in ps; a warning says so)
+  qtunnel -listen=:8080 -backend=server:80 -secret=mysecret
+
+The secret comes from exactly one of -secret-file, the QTUNNEL_SECRET environment
+variable, or -secret. Without -pin or -ca the client trusts the server because it
+proves the secret inside the TLS session; a pin or CA verification adds a check on
+its certificate.
+
+Options:
+`
+
+func newFlagSet(o *options) *flag.FlagSet {
+	fs := flag.NewFlagSet("qtunnel", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.listen, "listen", "", "`address` to accept on: the tunnel port (server) or the local TCP port (client), e.g. :443, 127.0.0.1:8080, [::1]:8080")
+	fs.StringVar(&o.backend, "backend", "", "`address` to forward to: the backend (server) or the QTunnel server (client), host:port")
+	fs.BoolVar(&o.clientMode, "clientmode", false, "run as the client (default: server)")
+	fs.BoolVar(&o.useQUIC, "quic", false, "carry streams over QUIC (UDP) instead of TLS over TCP; both ends must agree")
+	fs.StringVar(&o.secret, "secret", "", "the shared `secret` (visible to other users in ps: prefer -secret-file or QTUNNEL_SECRET)")
+	fs.StringVar(&o.secretFile, "secret-file", "", "read the shared secret from `file` (mode 0600); with -generate-secret, write it there")
+	fs.BoolVar(&o.generateSecret, "generate-secret", false, "print (or write to -secret-file) a new random 256-bit secret and exit")
+	fs.BoolVar(&o.generateCert, "generate-cert", false, "write a new ECDSA P-256 self-signed certificate and key to -cert-file and -key-file, and exit")
+	fs.StringVar(&o.certFile, "cert-file", "", "server certificate `file` (PEM); default: one generated once and kept in -state-dir")
+	fs.StringVar(&o.keyFile, "key-file", "", "server private key `file` (PEM)")
+	fs.StringVar(&o.certHosts, "cert-hosts", "", "with -generate-cert: comma-separated host `names` and IPs to put in the certificate")
+	fs.StringVar(&o.pin, "pin", "", "client: accept only the server certificate with this fingerprint, `sha256:HEX` (the server prints it)")
+	fs.StringVar(&o.ca, "ca", "", "client: verify the server certificate against `system` roots or a PEM file of CAs")
+	fs.StringVar(&o.sni, "sni", "", "client: server `name` to send and, with -ca, to verify (default: the host of -backend)")
+	fs.StringVar(&o.stateDir, "state-dir", "", "`directory` for the server's generated certificate (default: $STATE_DIRECTORY, /var/lib/qtunnel as root, else ~/.local/state/qtunnel)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug (a line per tunneled connection), info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, let open connections finish for this `long`")
+	fs.IntVar(&o.poolSize, "pool", 4, "client, TCP mode: `number` of connections kept ready")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	return fs
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprint(w, usageHead)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// usageError is a mistake on the command line: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
+// check validates the options against each other.
+func (o *options) check() error {
+	if o.generateSecret || o.generateCert || o.version {
+		return nil
+	}
+	if o.listen == "" {
+		return usagef("-listen is required (for example -listen=:443)")
+	}
+	if o.backend == "" {
+		if o.clientMode {
+			return usagef("-backend is required: the QTunnel server's host:port")
+		}
+		return usagef("-backend is required: the host:port to forward to")
+	}
+	if err := checkAddr("-listen", o.listen, true); err != nil {
+		return err
+	}
+	if err := checkAddr("-backend", o.backend, false); err != nil {
+		return err
+	}
+	if (o.certFile == "") != (o.keyFile == "") {
+		return usagef("-cert-file and -key-file go together")
+	}
+	if o.clientMode {
+		if o.certFile != "" {
+			return usagef("-cert-file and -key-file are for the server; the client checks the server with -pin or -ca")
+		}
+	} else {
+		for _, f := range []struct{ name, value string }{{"-pin", o.pin}, {"-ca", o.ca}, {"-sni", o.sni}} {
+			if f.value != "" {
+				return usagef("%s is for the client (-clientmode=true)", f.name)
+			}
+		}
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return usagef("-log-format=%s: want text or json", o.logFormat)
+	}
+	if _, err := parseLevel(o.logLevel); err != nil {
+		return err
+	}
+	if o.poolSize < 1 || o.poolSize > 256 {
+		return usagef("-pool=%d: want 1 to 256", o.poolSize)
+	}
+	if o.drainTimeout < 0 {
+		return usagef("-drain-timeout must not be negative")
+	}
+	return nil
+}
+
+// checkAddr checks host:port syntax; the host may be empty only where we listen.
+func checkAddr(flagName, addr string, listening bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return usagef("%s=%s: %s (want host:port, [IPv6]:port, or :port)", flagName, addr, ae.Err)
+		}
+		return usagef("%s=%s: want host:port", flagName, addr)
+	}
+	if host == "" && !listening {
+		return usagef("%s=%s: a host is needed", flagName, addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return usagef("%s=%s: %q is not a host name or IP address", flagName, addr, host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !listening) {
+		return usagef("%s=%s: port %q must be a number from 1 to 65535", flagName, addr, port)
+	}
+	return nil
+}
