@@ -1,6 +1,6 @@
 module github.com/qtunnel/qtunnel
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/quic-go/quic-go v0.65.0
@@ -8,6 +8,7 @@ require (
 )
 
 require (
+	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
 )

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qtunnel/qtunnel/core/cert"
 )
 
 // options are the command line, parsed but not yet checked against each other.
@@ -19,7 +21,7 @@ type options struct {
 	secret, secretFile string
 	generateSecret     bool
 
-	generateCert                  bool
+	generateCert                 bool
 	certFile, keyFile, certHosts string
 
 	pin, ca, sni string
@@ -132,6 +134,11 @@ func (o *options) check() error {
 			if f.value != "" {
 				return usagef("%s is for the client (-clientmode=true)", f.name)
 			}
+		}
+	}
+	if o.pin != "" {
+		if _, err := cert.ParsePin(o.pin); err != nil {
+			return usageError{"-pin: " + err.Error()}
 		}
 	}
 	switch o.logFormat {

@@ -21,6 +21,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/qtunnel/qtunnel/core/cert"
 	"github.com/qtunnel/qtunnel/core/secret"
@@ -99,7 +100,7 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv f
 
 	sec, src, err := secret.Resolve(o.secret, o.secretFile, getenv(secret.EnvVar))
 	if err != nil {
-		if errors.Is(err, secret.ErrNoSecret) {
+		if errors.Is(err, secret.ErrNoSecret) || errors.Is(err, secret.ErrManySources) {
 			return usageError{err.Error()}
 		}
 		return err
@@ -121,7 +122,7 @@ func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 	if err != nil {
 		return err
 	}
-	if err := checkResolvable(ctx, o.backend); err != nil {
+	if err := checkResolvable(o.backend); err != nil {
 		return err
 	}
 	tr := tunnel.TransportTCP
@@ -212,9 +213,9 @@ func runServer(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 func clientTrust(o *options) (transport.Trust, error) {
 	t := transport.Trust{ServerName: o.sni}
 	if o.pin != "" {
-		pin, err := cert.ParsePin(o.pin)
+		pin, err := cert.ParsePin(o.pin) // checked in options.check
 		if err != nil {
-			return t, usageError{err.Error()}
+			return t, err
 		}
 		t.Pin = &pin
 	}
@@ -239,11 +240,13 @@ func clientTrust(o *options) (transport.Trust, error) {
 // checkResolvable fails on a server host name that does not exist: almost
 // always a typo, better said at once than retried forever. Other lookup
 // failures (no network yet) are left to the reconnect loop.
-func checkResolvable(ctx context.Context, hostport string) error {
+func checkResolvable(hostport string) error {
 	host, _, _ := net.SplitHostPort(hostport)
 	if net.ParseIP(host) != nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	_, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {

@@ -50,6 +50,9 @@ const (
 
 // Exporter returns the TLS session's exporter value the proofs are bound to.
 func Exporter(cs tls.ConnectionState) ([]byte, error) {
+	if !cs.HandshakeComplete {
+		return nil, errors.New("TLS handshake not complete")
+	}
 	if cs.Version != tls.VersionTLS13 {
 		return nil, fmt.Errorf("TLS version %#x: QTunnel requires TLS 1.3", cs.Version)
 	}
@@ -107,6 +110,9 @@ func Client(rw io.ReadWriter, s secret.Secret, exporter []byte) error {
 func Verify(req proto.AuthRequest, secrets []secret.Secret, exporter []byte) (int, error) {
 	match := -1
 	for i, s := range secrets {
+		if s.IsZero() {
+			continue // an empty key would let anyone prove it
+		}
 		want := ClientProof(s, exporter)
 		if subtle.ConstantTimeCompare(want[:], req.Proof[:]) == 1 && match < 0 {
 			match = i

@@ -174,18 +174,39 @@ func (f Fingerprint) String() string { return "sha256:" + hex.EncodeToString(f[:
 // Equal compares in constant time.
 func (f Fingerprint) Equal(g Fingerprint) bool { return subtle.ConstantTimeCompare(f[:], g[:]) == 1 }
 
-// ParsePin parses "sha256:" followed by 64 hex digits; colons between hex
-// pairs (openssl's format) and either case are accepted.
+// ParsePin parses a certificate pin: "sha256:" and 64 hex digits, in
+// either case, optionally in openssl's colon-separated pairs; openssl's
+// whole output line ("sha256 Fingerprint=AB:CD:...") is accepted too.
 func ParsePin(s string) (Fingerprint, error) {
 	var f Fingerprint
-	rest, ok := strings.CutPrefix(strings.TrimSpace(s), "sha256:")
-	if !ok {
-		return f, fmt.Errorf("pin %q: want sha256:<64 hex digits>", s)
+	bad := fmt.Errorf("pin %q: want sha256:<64 hex digits>", s)
+	t := strings.TrimSpace(s)
+	lower := strings.ToLower(t)
+	var rest string
+	switch {
+	case strings.HasPrefix(lower, "sha256:"):
+		rest = t[len("sha256:"):]
+	case strings.HasPrefix(lower, "sha256 fingerprint="):
+		rest = t[len("sha256 fingerprint="):]
+	default:
+		return f, bad
 	}
-	rest = strings.ReplaceAll(rest, ":", "")
+	if strings.Contains(rest, ":") {
+		// Colons, if any, must separate every pair: "ab:cd:..".
+		pairs := strings.Split(rest, ":")
+		if len(pairs) != sha256.Size {
+			return f, bad
+		}
+		for _, p := range pairs {
+			if len(p) != 2 {
+				return f, bad
+			}
+		}
+		rest = strings.Join(pairs, "")
+	}
 	b, err := hex.DecodeString(rest)
 	if err != nil || len(b) != sha256.Size {
-		return f, fmt.Errorf("pin %q: want sha256:<64 hex digits>", s)
+		return f, bad
 	}
 	copy(f[:], b)
 	return f, nil

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // ALPN is the TLS application protocol QTunnel negotiates, on QUIC and on
@@ -223,6 +224,9 @@ func AppendStreamRequest(b []byte, r StreamRequest) ([]byte, error) {
 	if r.Command != CmdConnect {
 		return b, fmt.Errorf("unknown command %d: %w", r.Command, ErrMalformed)
 	}
+	if !validName([]byte(r.Target)) {
+		return b, fmt.Errorf("target name has control characters: %w", ErrMalformed)
+	}
 	b = append(b, Version, byte(r.Command), byte(len(r.Target)))
 	return append(b, r.Target...), nil
 }
@@ -265,13 +269,11 @@ func ParseStreamRequest(b []byte) (StreamRequest, int, error) {
 	return StreamRequest{Command: cmd, Target: string(target)}, 3 + n, nil
 }
 
-// AppendStreamResponse appends the encoded response to b; a message longer
-// than 255 bytes is cut.
+// AppendStreamResponse appends the encoded response to b. The message is
+// made safe to parse: control characters become '?', and one longer than
+// 255 bytes is cut at a character boundary.
 func AppendStreamResponse(b []byte, r StreamResponse) []byte {
-	msg := r.Message
-	if len(msg) > 255 {
-		msg = msg[:255]
-	}
+	msg := CleanMessage(r.Message)
 	b = append(b, Version, byte(r.Status), byte(len(msg)))
 	return append(b, msg...)
 }
@@ -315,6 +317,29 @@ func ParseStreamResponse(b []byte) (StreamResponse, int, error) {
 		return StreamResponse{}, 0, fmt.Errorf("message has control characters: %w", ErrMalformed)
 	}
 	return StreamResponse{Status: st, Message: string(msg)}, 3 + n, nil
+}
+
+// CleanMessage returns msg with control characters replaced by '?' and cut
+// to at most 255 bytes without splitting a UTF-8 sequence.
+func CleanMessage(msg string) string {
+	clean := []byte(msg)
+	for i, c := range clean {
+		if c < 0x20 || c == 0x7f {
+			clean[i] = '?'
+		}
+	}
+	if len(clean) > 255 {
+		clean = clean[:255]
+		for len(clean) > 0 && !utf8.Valid(clean) {
+			clean = clean[:len(clean)-1]
+		}
+	}
+	return string(clean)
+}
+
+// ValidTarget reports whether name can be sent as a StreamRequest target.
+func ValidTarget(name string) bool {
+	return len(name) <= MaxTargetLen && validName([]byte(name))
 }
 
 // validName reports whether b has no ASCII control characters.

@@ -29,10 +29,14 @@ const MaxLen = 4096
 const redacted = "[redacted]"
 
 // Secret is a shared secret. Its String, GoString, Format and LogValue
-// methods print "[redacted]"; use Bytes to reach the value.
+// methods print "[redacted]"; use Bytes to reach the value. The bytes sit
+// behind a pointer so that even a Secret in an unexported struct field,
+// which fmt prints without calling its methods, shows as an address.
 type Secret struct {
-	b []byte
+	v *value
 }
+
+type value struct{ b []byte }
 
 // New wraps b, which must not be empty. It keeps its own copy.
 func New(b []byte) (Secret, error) {
@@ -42,14 +46,19 @@ func New(b []byte) (Secret, error) {
 	if len(b) > MaxLen {
 		return Secret{}, fmt.Errorf("the secret is longer than %d bytes", MaxLen)
 	}
-	return Secret{b: bytes.Clone(b)}, nil
+	return Secret{v: &value{b: bytes.Clone(b)}}, nil
 }
 
 // Bytes returns the secret's value. Callers must not modify or log it.
-func (s Secret) Bytes() []byte { return s.b }
+func (s Secret) Bytes() []byte {
+	if s.v == nil {
+		return nil
+	}
+	return s.v.b
+}
 
 // IsZero reports whether s holds no secret.
-func (s Secret) IsZero() bool { return len(s.b) == 0 }
+func (s Secret) IsZero() bool { return len(s.Bytes()) == 0 }
 
 // String implements fmt.Stringer without revealing the value.
 func (s Secret) String() string { return redacted }
@@ -82,6 +91,10 @@ func Generate() (string, error) {
 // that its group or others may read is refused, because the secret would not
 // be secret; the error says how to fix it.
 func FromFile(path string) (Secret, error) {
+	// Check before opening: opening a FIFO would block until a writer comes.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return Secret{}, fmt.Errorf("secret file %s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return Secret{}, fmt.Errorf("open secret file: %w", err)
@@ -136,7 +149,7 @@ func Resolve(flagValue, filePath, envValue string) (Secret, Source, error) {
 	case given == 0:
 		return Secret{}, "", ErrNoSecret
 	case given > 1:
-		return Secret{}, "", errors.New("the secret is given more than one way (-secret, -secret-file, " + EnvVar + "); give exactly one")
+		return Secret{}, "", ErrManySources
 	case filePath != "":
 		s, err := FromFile(filePath)
 		return s, SourceFile, err
@@ -148,6 +161,9 @@ func Resolve(flagValue, filePath, envValue string) (Secret, Source, error) {
 		return s, SourceFlag, err
 	}
 }
+
+// ErrManySources is returned by Resolve when more than one source gives a secret.
+var ErrManySources = errors.New("the secret is given more than one way (-secret, -secret-file, " + EnvVar + "); give exactly one")
 
 // ErrNoSecret is returned by Resolve when no source gives a secret.
 var ErrNoSecret = errors.New("no secret given: use -secret-file=PATH or " + EnvVar + " (make one with -generate-secret)")
@@ -207,4 +223,4 @@ func distinctRunLen(b []byte) int {
 }
 
 // Weak reports whether s is too weak to resist offline guessing.
-func Weak(s Secret) bool { return EstimateBits(s.b) < MinStrongBits }
+func Weak(s Secret) bool { return EstimateBits(s.Bytes()) < MinStrongBits }

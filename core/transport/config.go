@@ -30,6 +30,14 @@ type DialerConfig struct {
 	// Backoff spaces attempts after failures. Default 100 ms to 1 s: a
 	// restarted server is found again within about a second.
 	Backoff Backoff
+	// IdleTimeout (QUIC only) closes a connection that hears nothing from
+	// the server for this long; the connection uses the smaller of this and
+	// the server's. Default 30 s.
+	IdleTimeout time.Duration
+	// KeepAlive (QUIC only) is how often an idle connection pings, to keep
+	// NAT mappings and notice a dead path. Default 10 s, below the 30 s
+	// after which many NATs forget a UDP mapping.
+	KeepAlive time.Duration
 	// PoolSize (TCP only) is how many authenticated TLS connections are kept
 	// ready so that a new stream does not wait for TCP, TLS and the proofs.
 	// Default 4.
@@ -64,6 +72,12 @@ func (c *DialerConfig) withDefaults() (DialerConfig, error) {
 	}
 	if d.Backoff.Max <= 0 {
 		d.Backoff.Max = time.Second
+	}
+	if d.IdleTimeout <= 0 {
+		d.IdleTimeout = quicIdleTimeout
+	}
+	if d.KeepAlive <= 0 {
+		d.KeepAlive = quicKeepAlive
 	}
 	if d.PoolSize <= 0 {
 		d.PoolSize = 4

@@ -41,7 +41,9 @@ func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &QUICDialer{cfg: c, qconf: quicConfig(false), since: time.Now()}, nil
+	qc := quicConfig(false)
+	qc.MaxIdleTimeout, qc.KeepAlivePeriod = c.IdleTimeout, c.KeepAlive
+	return &QUICDialer{cfg: c, qconf: qc, since: time.Now()}, nil
 }
 
 // Run implements Dialer.
@@ -58,14 +60,16 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 	}()
 	d.setState(StateConnecting, nil, nil)
 	failures := 0
+	onFail := func(err error) {
+		failures++
+		d.noteFailure(err, failures)
+	}
 	for ctx.Err() == nil {
-		conn, err := d.connect(ctx, tr)
+		conn, err := d.connect(ctx, tr, onFail)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
 			}
-			failures++
-			d.noteFailure(err, failures)
 			select {
 			case <-time.After(d.cfg.Backoff.Delay(failures)):
 			case <-ctx.Done():
@@ -93,8 +97,10 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 // interval. A fresh attempt sends its first packet at once, whereas a
 // pending one retransmits at ever longer intervals, so a server that comes
 // back is found within about a second; yet a slow handshake on a long, lossy
-// link still gets the full HandshakeTimeout to finish.
-func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport) (*quic.Conn, error) {
+// link still gets the full HandshakeTimeout to finish. Every failed attempt
+// is reported to onFail; connect gives up (for the caller's backoff) when no
+// attempt is pending or the failure is one retrying cannot fix.
+func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, onFail func(error)) (*quic.Conn, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	type result struct {
@@ -130,6 +136,9 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport) (*quic.
 				cancel()
 				drain()
 				return r.conn, nil
+			}
+			if parent.Err() == nil {
+				onFail(r.err)
 			}
 			if pending == 0 || IsConfigError(r.err) {
 				cancel()
@@ -303,7 +312,7 @@ func describeQUICError(err error) string {
 	case err == nil:
 		return "closed"
 	case errors.As(err, &idle):
-		return "no answer from the server for " + quicIdleTimeout.String()
+		return "no answer from the server for the idle timeout"
 	case errors.As(err, &reset):
 		return "the server no longer knows this connection (restarted?)"
 	case errors.As(err, &app) && app.Remote && uint64(app.ErrorCode) == proto.CodeServerShutdown:

@@ -93,8 +93,8 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Transport == "" {
 		cfg.Transport = TransportTCP
 	}
-	if len(cfg.Target) > proto.MaxTargetLen {
-		return nil, fmt.Errorf("target name longer than %d bytes", proto.MaxTargetLen)
+	if !proto.ValidTarget(cfg.Target) {
+		return nil, fmt.Errorf("target name %q: want at most %d bytes and no control characters", cfg.Target, proto.MaxTargetLen)
 	}
 	tlsConf, err := transport.ClientTLSConfig(cfg.Trust, cfg.Server)
 	if err != nil {
@@ -216,8 +216,11 @@ func (c *Client) serve(ctx context.Context, local *net.TCPConn) {
 		return
 	}
 	remote := &answeredStream{Stream: st, timeout: c.cfg.ResponseTimeout}
-	req, _ := proto.AppendStreamRequest(nil, proto.StreamRequest{Command: proto.CmdConnect, Target: c.cfg.Target})
-	if _, err := st.Write(req); err != nil {
+	req, err := proto.AppendStreamRequest(nil, proto.StreamRequest{Command: proto.CmdConnect, Target: c.cfg.Target})
+	if err == nil {
+		_, err = st.Write(req)
+	}
+	if err != nil {
 		c.counters.failed.Add(1)
 		log.Warn("connection closed: tunnel stream failed", "err", err)
 		st.Abort()

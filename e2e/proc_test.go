@@ -1,0 +1,239 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/qtunnel/qtunnel/internal/testutil"
+)
+
+// binary is the qtunnel executable under test, built once by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "qtunnel-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "qtunnel")
+	args := []string{"build", "-o", binary}
+	// The processes run with the race detector too, unless asked not to.
+	if os.Getenv("QTUNNEL_E2E_RACE") != "0" {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, "../server")...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build qtunnel:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and many readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a running qtunnel process.
+type proc struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	stdout *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+// start runs qtunnel with args and env (added to a minimal environment).
+func start(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, stderr: &syncBuffer{}, stdout: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	// GORACE: the race runtime otherwise sleeps 1 s at every exit; any race
+	// still fails the process (exit code 66).
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
+	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s (%s) stderr:\n%s", p.name, strings.Join(args, " "), p.stderr)
+		}
+	})
+	return p
+}
+
+// waitLog waits until the process's stderr matches pattern.
+func (p *proc) waitLog(pattern string, timeout time.Duration) {
+	p.t.Helper()
+	re := regexp.MustCompile(pattern)
+	ok := testutil.Eventually(timeout, func() bool {
+		select {
+		case <-p.done:
+			return true
+		default:
+		}
+		return re.MatchString(p.stderr.String())
+	})
+	if !ok || !re.MatchString(p.stderr.String()) {
+		p.t.Fatalf("%s: no log line matching %q within %v; stderr:\n%s", p.name, pattern, timeout, p.stderr)
+	}
+}
+
+// hasLog reports whether stderr matches pattern.
+func (p *proc) hasLog(pattern string) bool {
+	return regexp.MustCompile(pattern).MatchString(p.stderr.String())
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (p *proc) stop(timeout time.Duration) int {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait(timeout)
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.kill()
+		p.t.Fatalf("%s did not exit within %v", p.name, timeout)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// runQT runs qtunnel to completion and returns exit code, stdout, stderr.
+func runQT(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	p := start(t, "qtunnel", env, args...)
+	code := p.wait(30 * time.Second)
+	return code, p.stdout.String(), p.stderr.String()
+}
+
+// freePort returns a loopback port free on TCP and UDP at the time of asking.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		uc.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// secretFile writes a strong secret into a 0600 file and returns its path.
+func secretFile(t *testing.T, value string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const strongSecret = "e2e-7f3c9a1d5b2e8f4a6c0d9e1b3a5f7c2d4e6a8b0c"
+
+// tunnelSetup is a server and a client process in front of a backend.
+type tunnelSetup struct {
+	server, client *proc
+	serverAddr     string
+	clientAddr     string
+	stateDir       string
+	secretPath     string
+	quic           bool
+}
+
+func modeFlag(quic bool) string {
+	if quic {
+		return "-quic=true"
+	}
+	return "-quic=false"
+}
+
+func modeName(quic bool) string {
+	if quic {
+		return "quic"
+	}
+	return "tcp"
+}
+
+// startServer starts (or restarts) the setup's server process.
+func (s *tunnelSetup) startServer(t *testing.T, backend string) {
+	t.Helper()
+	s.server = start(t, "server", nil, "-listen="+s.serverAddr, "-backend="+backend,
+		"-secret-file="+s.secretPath, modeFlag(s.quic), "-state-dir="+s.stateDir, "-log-level=debug")
+	s.server.waitLog(`msg="server started"`, 20*time.Second)
+}
+
+// startTunnel starts a server in front of backend and a client in front of it.
+func startTunnel(t *testing.T, quic bool, backend string) *tunnelSetup {
+	t.Helper()
+	s := &tunnelSetup{
+		serverAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		clientAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		stateDir:   t.TempDir(),
+		secretPath: secretFile(t, strongSecret),
+		quic:       quic,
+	}
+	s.startServer(t, backend)
+	s.client = start(t, "client", nil, "-listen="+s.clientAddr, "-backend="+s.serverAddr, "-clientmode=true",
+		"-secret-file="+s.secretPath, modeFlag(quic), "-log-level=debug")
+	s.client.waitLog(`msg="connected to server"`, 20*time.Second)
+	return s
+}

@@ -1,0 +1,191 @@
+// Package testutil holds helpers shared by QTunnel's tests: backends that
+// echo or serve, and a way to move and check a lot of data through a
+// connection. It is for tests only.
+package testutil
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Backend is a TCP server on loopback run by a test.
+type Backend struct {
+	ln       net.Listener
+	Accepted atomic.Int64 // connections accepted so far
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+}
+
+// Addr is the backend's host:port.
+func (b *Backend) Addr() string { return b.ln.Addr().String() }
+
+// StartBackend serves every connection with handle until the test ends.
+func StartBackend(t testing.TB, handle func(*net.TCPConn)) *Backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Backend{ln: ln, conns: make(map[net.Conn]struct{})}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.Accepted.Add(1)
+			b.mu.Lock()
+			b.conns[c] = struct{}{}
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				defer func() {
+					b.mu.Lock()
+					delete(b.conns, c)
+					b.mu.Unlock()
+					c.Close()
+				}()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(b.Close)
+	return b
+}
+
+// Close stops the backend and waits for its connections to end.
+func (b *Backend) Close() {
+	b.ln.Close()
+	b.mu.Lock()
+	for c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+// Echo copies everything back, and half-closes when the client does.
+func Echo(c *net.TCPConn) {
+	_, _ = io.Copy(c, c)
+	_ = c.CloseWrite()
+}
+
+// StartEchoBackend starts a backend that echoes.
+func StartEchoBackend(t testing.TB) *Backend { return StartBackend(t, Echo) }
+
+// EchoCheck sends size random bytes through conn while reading the echo
+// concurrently, and checks the SHA-256 of what came back against what was
+// sent. It half-closes its side after sending and expects EOF afterwards.
+func EchoCheck(conn *net.TCPConn, size int, seed uint64) error {
+	src := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	sent := sha256.New()
+	recv := sha256.New()
+	errc := make(chan error, 1)
+	var got int64
+	go func() {
+		n, err := io.Copy(recv, conn)
+		got = n
+		errc <- err
+	}()
+	buf := make([]byte, 64<<10)
+	for left := size; left > 0; {
+		n := min(left, len(buf))
+		for i := 0; i < n; i += 8 {
+			v := src.Uint64()
+			for j := 0; j < 8 && i+j < n; j++ {
+				buf[i+j] = byte(v >> (8 * j))
+			}
+		}
+		sent.Write(buf[:n])
+		if _, err := conn.Write(buf[:n]); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		left -= n
+	}
+	if err := conn.CloseWrite(); err != nil {
+		return fmt.Errorf("close write: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("read echo after %d bytes: %w", got, err)
+	}
+	if got != int64(size) {
+		return fmt.Errorf("echo returned %d bytes, want %d", got, size)
+	}
+	if string(sent.Sum(nil)) != string(recv.Sum(nil)) {
+		return errors.New("echo differs from what was sent (SHA-256 mismatch)")
+	}
+	return nil
+}
+
+// DialTCP connects to addr with a timeout.
+func DialTCP(addr string) (*net.TCPConn, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.TCPConn), nil
+}
+
+// ConcurrentEcho runs n EchoCheck connections to addr at once, each of
+// size bytes, and returns the first error.
+func ConcurrentEcho(addr string, n, size int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := DialTCP(addr)
+			if err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+			if err := EchoCheck(c, size, uint64(i)+1); err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// ClosedPort returns a loopback address on which nothing listens.
+func ClosedPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout passes.
+func Eventually(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
