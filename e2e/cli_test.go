@@ -1,7 +1,14 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -152,4 +159,78 @@ func TestIPv6AndHostNames(t *testing.T) {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// writeCAAndLeaf makes a CA and a server certificate for name signed by it,
+// written as PEM files into dir.
+func writeCAAndLeaf(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	leafTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(leafKey)
+	write := func(file, typ string, der []byte, mode os.FileMode) string {
+		p := filepath.Join(dir, file)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	return write("ca.pem", "CERTIFICATE", caDER, 0o644), write("server.crt", "CERTIFICATE", leafDER, 0o644),
+		write("server.key", "PRIVATE KEY", keyDER, 0o600)
+}
+
+// TestCAVerifiedMode: a server with a CA-issued certificate, a client that
+// verifies it with -ca and -sni; the wrong name is refused.
+func TestCAVerifiedMode(t *testing.T) {
+	dir := t.TempDir()
+	ca, crt, key := writeCAAndLeaf(t, dir, "tunnel.test")
+	backend := testutil.StartEchoBackend(t)
+	secretPath := secretFile(t, strongSecret)
+	srv := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	server := start(t, "server", nil, "-listen="+srv, "-backend="+backend.Addr(), "-secret-file="+secretPath,
+		"-quic=true", "-cert-file="+crt, "-key-file="+key)
+	server.waitLog(`msg="server started"`, 20*time.Second)
+
+	good := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	client := start(t, "client", nil, "-listen="+good, "-backend="+srv, "-clientmode=true", "-secret-file="+secretPath,
+		"-quic=true", "-ca="+ca, "-sni=tunnel.test")
+	client.waitLog(`msg="connected to server"`, 20*time.Second)
+	if !client.hasLog(`server_verified_by="CA-verified certificate and shared secret"`) {
+		t.Error("client does not say it verifies the certificate by CA")
+	}
+	if err := echoOnce(good); err != nil {
+		t.Fatal(err)
+	}
+
+	bad := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	wrong := start(t, "client", nil, "-listen="+bad, "-backend="+srv, "-clientmode=true", "-secret-file="+secretPath,
+		"-quic=true", "-ca="+ca, "-sni=other.test")
+	wrong.waitLog(`certificate is valid for tunnel.test, not other.test`, 20*time.Second)
+	if got := tryExchange(bad, "hello"); len(got) != 0 {
+		t.Fatalf("got %q through a server with the wrong name", got)
+	}
+	// System roots do not know the test CA.
+	sys := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	untrusted := start(t, "client", nil, "-listen="+sys, "-backend="+srv, "-clientmode=true", "-secret-file="+secretPath,
+		"-quic=true", "-ca=system", "-sni=tunnel.test")
+	untrusted.waitLog(`certificate signed by unknown authority`, 20*time.Second)
 }

@@ -82,6 +82,8 @@ func TestHalfClose(t *testing.T) {
 			if err != nil || string(reply) != "reply to ping" {
 				t.Fatalf("reply %q, %v; want %q then EOF", reply, err, "reply to ping")
 			}
+			s.client.waitLog(`level=DEBUG msg="connection closed".* up=4 down=13`, 5*time.Second)
+			s.server.waitLog(`level=DEBUG msg="connection closed".* up=4 down=13`, 5*time.Second)
 			select {
 			case rest := <-afterFIN:
 				if rest != "" {
