@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/cert"
+	"github.com/qtunnel/qtunnel/core/tunnel"
 )
 
 // options are the command line, parsed but not yet checked against each other.
@@ -179,4 +180,12 @@ func checkAddr(flagName, addr string, listening bool) error {
 		return usagef("%s=%s: port %q must be a number from 1 to 65535", flagName, addr, port)
 	}
 	return nil
+}
+
+// transport is the tunnel transport the -quic flag selects.
+func (o *options) transport() tunnel.Transport {
+	if o.useQUIC {
+		return tunnel.TransportQUIC
+	}
+	return tunnel.TransportTCP
 }

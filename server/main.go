@@ -125,10 +125,7 @@ func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 	if err := checkResolvable(o.backend); err != nil {
 		return err
 	}
-	tr := tunnel.TransportTCP
-	if o.useQUIC {
-		tr = tunnel.TransportQUIC
-	}
+	tr := o.transport()
 	c, err := tunnel.StartClient(ctx, tunnel.ClientConfig{
 		Listen:       o.listen,
 		Server:       o.backend,
@@ -181,10 +178,7 @@ func runServer(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 	if err != nil {
 		return err
 	}
-	tr := tunnel.TransportTCP
-	if o.useQUIC {
-		tr = tunnel.TransportQUIC
-	}
+	tr := o.transport()
 	s, err := tunnel.StartServer(ctx, tunnel.ServerConfig{
 		Listen:       o.listen,
 		Backend:      o.backend,

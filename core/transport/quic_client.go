@@ -268,9 +268,7 @@ func (d *QUICDialer) setState(s State, conn *quic.Conn, lastErr error) {
 	d.changes.notify()
 }
 
-// noteFailure records a failed attempt and logs it: the first failure and
-// any change of reason at warning level, repeats at debug level, so a long
-// outage does not flood the log.
+// noteFailure records a failed attempt and logs it (see logFailure).
 func (d *QUICDialer) noteFailure(err error, failures int) {
 	d.mu.Lock()
 	prev := d.lastErr

@@ -3,7 +3,6 @@ package transport
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"time"
 
@@ -97,14 +96,4 @@ type TCPConn struct{ *net.TCPConn }
 func (c TCPConn) Abort() {
 	_ = c.SetLinger(0)
 	_ = c.TCPConn.Close()
-}
-
-// IsAbort reports whether err means the peer reset the stream or the
-// connection rather than ending it.
-func IsAbort(err error) bool {
-	var se *quic.StreamError
-	if errors.As(err, &se) {
-		return true
-	}
-	return errors.Is(err, net.ErrClosed)
 }
