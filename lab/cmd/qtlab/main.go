@@ -1,0 +1,76 @@
+// Command qtlab brings up an emulated WAN (see package lab) for manual
+// experiments: it prints the namespace names and addresses, runs an
+// optional command in the client namespace, and removes everything on exit
+// or Ctrl-C.
+//
+//	sudo qtlab -profile=mobile                       # then, in another shell:
+//	sudo ip netns exec <server ns> iperf3 -s
+//	sudo ip netns exec <client ns> iperf3 -c 10.77.2.1
+//	sudo qtlab -profile=wan -server='iperf3 -s' -- iperf3 -c 10.77.2.1 -t 5
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qtunnel/qtunnel/lab"
+)
+
+func main() {
+	profile := flag.String("profile", "wan", "link profile: "+strings.Join(lab.ProfileNames(), ", ")+", or none")
+	server := flag.String("server", "", "command to run in the server namespace first (e.g. 'iperf3 -s')")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: qtlab [-profile=NAME] [-server='CMD'] [-- CMD ARGS...]\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	var p lab.Params
+	if *profile != "none" {
+		pr, ok := lab.Profiles[*profile]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "qtlab: unknown profile %q (want %s or none)\n", *profile, strings.Join(lab.ProfileNames(), ", "))
+			os.Exit(2)
+		}
+		p = pr.Params()
+		fmt.Println("profile", pr)
+	}
+	l, err := lab.New(p, p)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qtlab:", err)
+		os.Exit(1)
+	}
+	defer l.Close()
+	fmt.Printf("client ns %s (%s)  router ns %s  server ns %s (%s)\n", l.Client, lab.ClientIP, l.Router, l.Server, lab.ServerIP)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *server != "" {
+		f := strings.Fields(*server)
+		cmd := l.Command(l.Server, f[0], f[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "qtlab: server command:", err)
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if flag.NArg() > 0 {
+		cmd := l.Command(l.Client, flag.Arg(0), flag.Args()[1:]...)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "qtlab:", err)
+		}
+	} else {
+		fmt.Println("lab is up; Ctrl-C removes it")
+		<-ctx.Done()
+	}
+	up, down := l.Counters()
+	fmt.Printf("up: %d packets delivered, %d lost, %d lost in bursts, %d queue drops; down: %d delivered, %d lost, %d queue drops\n",
+		up.Packets.Load(), up.LostRandom.Load(), up.LostBurst.Load(), up.LostQueue.Load(),
+		down.Packets.Load(), down.LostRandom.Load(), down.LostQueue.Load())
+}
