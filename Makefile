@@ -7,7 +7,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck unit demo fuzz clean
+.PHONY: help build test vet lint staticcheck unit demo fuzz clean bench bench-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -40,3 +40,11 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 
 clean:
 	rm -rf bin dist
+
+bench: build ## the benchmark suite (root; 15-25 min): writes bench/results/, see docs/benchmarks.md
+	$(GO) build -o bin/qtbench ./bench
+	./bin/qtbench $(BENCHFLAGS)
+
+bench-quick: build ## a short benchmark run: loopback and wan, fewer tries
+	$(GO) build -o bin/qtbench ./bench
+	./bin/qtbench -envs=loopback,wan -bulk-seconds=4 -rr-tries=50 -cold-tries=5 $(BENCHFLAGS)

@@ -25,6 +25,10 @@ import (
 func main() {
 	profile := flag.String("profile", "wan", "link profile: "+strings.Join(lab.ProfileNames(), ", ")+", or none")
 	server := flag.String("server", "", "command to run in the server namespace first (e.g. 'iperf3 -s')")
+	rtt := flag.Duration("rtt", -1, "override the profile's round-trip delay")
+	loss := flag.Float64("loss", -1, "override the profile's loss probability per direction (0.01 = 1%)")
+	rate := flag.Float64("rate", -1, "override the profile's rate, Mbit/s (0 = unlimited)")
+	jitter := flag.Duration("jitter", -1, "override the profile's jitter")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: qtlab [-profile=NAME] [-server='CMD'] [-- CMD ARGS...]\n")
 		flag.PrintDefaults()
@@ -40,6 +44,19 @@ func main() {
 		p = pr.Params()
 		fmt.Println("profile", pr)
 	}
+	if *rtt >= 0 {
+		p.Delay = *rtt / 2
+	}
+	if *loss >= 0 {
+		p.Loss = *loss
+	}
+	if *rate >= 0 {
+		p.RateBitsPerSec = int64(*rate * 1e6)
+	}
+	if *jitter >= 0 {
+		p.Jitter = *jitter
+	}
+	fmt.Println("each direction:", p)
 	l, err := lab.New(p, p)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "qtlab:", err)

@@ -1,0 +1,253 @@
+// Command qtbench is QTunnel's benchmark suite (`make bench`). It runs the
+// same workloads side by side through direct TCP (the limit), stunnel (TLS
+// 1.3 over TCP, the established peer), QTunnel's TCP mode and QTunnel's
+// QUIC mode, on loopback and on each emulated WAN profile of package lab,
+// and writes bench/results/<date>.json, a Markdown table and PNG plots.
+//
+// Every program measured runs as its own process; the load generators and
+// backends are this binary's worker subcommands.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qtunnel/qtunnel/lab"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		if err := worker(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "qtbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	envs := flag.String("envs", "loopback,"+strings.Join(lab.ProfileNames(), ","), "comma-separated environments: loopback and lab profiles")
+	variants := flag.String("variants", "", "comma-separated variants to run (default all: direct,stunnel,qtunnel-tcp,qtunnel-quic)")
+	out := flag.String("out", "bench/results", "directory for the result files")
+	qtunnel := flag.String("qtunnel", "bin/qtunnel", "qtunnel binary to measure")
+	bulk := flag.Int("bulk-seconds", 8, "length of each iperf3 run")
+	tries := flag.Int("rr-tries", 200, "fresh connections per warm latency measurement")
+	cold := flag.Int("cold-tries", 20, "client restarts per cold latency measurement")
+	flag.Parse()
+	if err := runSuite(*envs, *variants, *out, *qtunnel, *bulk, *tries, *cold); err != nil {
+		fmt.Fprintln(os.Stderr, "qtbench:", err)
+		os.Exit(1)
+	}
+}
+
+func runSuite(envList, variantList, outDir, qtunnel string, bulkSeconds, rrTries, coldTries int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("the benchmark needs root (it builds network namespaces)")
+	}
+	bins, err := findBinaries(qtunnel)
+	if err != nil {
+		return err
+	}
+	if variantList != "" {
+		allVariants = nil
+		for _, v := range strings.Split(variantList, ",") {
+			allVariants = append(allVariants, variant(v))
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := &suite{bulkSeconds: bulkSeconds, rrTries: rrTries, coldTries: coldTries,
+		logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+	started := time.Now()
+	for _, name := range strings.Split(envList, ",") {
+		if ctx.Err() != nil {
+			break
+		}
+		dir, err := os.MkdirTemp("", "qtbench-")
+		if err != nil {
+			return err
+		}
+		e, err := newEnv(name, bins, dir)
+		if err != nil {
+			os.RemoveAll(dir)
+			return err
+		}
+		desc := "the host's loopback"
+		if e.profile != nil {
+			desc = e.profile.String()
+		}
+		s.logf("== %s (%s)", name, desc)
+		err = s.runEnv(ctx, e)
+		e.close()
+		os.RemoveAll(dir)
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted; everything started was removed")
+	}
+	rep := report{
+		Date: started.UTC().Format(time.RFC3339), Seconds: time.Since(started).Seconds(),
+		Machine: machine(), Commit: gitCommit(), Results: s.results,
+		Settings: map[string]int{"bulk_seconds": bulkSeconds, "rr_tries": rrTries, "cold_tries": coldTries},
+	}
+	for _, n := range lab.ProfileNames() {
+		rep.Profiles = append(rep.Profiles, lab.Profiles[n].String())
+	}
+	return rep.write(outDir)
+}
+
+// findBinaries locates what the suite runs, installing iperf3 and stunnel4
+// with apt-get if they are missing.
+func findBinaries(qtunnel string) (binaries, error) {
+	var b binaries
+	var err error
+	if b.qtunnel, err = filepath.Abs(qtunnel); err != nil {
+		return b, err
+	}
+	if _, err := os.Stat(b.qtunnel); err != nil {
+		return b, fmt.Errorf("%s not found: run `make build` first", qtunnel)
+	}
+	if b.qtbench, err = os.Executable(); err != nil {
+		return b, err
+	}
+	var missing []string
+	for _, p := range [][2]string{{"iperf3", "iperf3"}, {"stunnel4", "stunnel4"}} {
+		if _, err := exec.LookPath(p[0]); err != nil {
+			missing = append(missing, p[1])
+		}
+	}
+	if len(missing) > 0 {
+		fmt.Println("== installing", strings.Join(missing, " "), "with apt-get")
+		cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, missing...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if upd, uerr := exec.Command("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
+				return b, fmt.Errorf("apt-get update: %v: %s", uerr, upd)
+			}
+			if out, err = cmd.CombinedOutput(); err != nil {
+				return b, fmt.Errorf("apt-get install %s: %v: %s", strings.Join(missing, " "), err, out)
+			}
+		}
+	}
+	if b.iperf3, err = exec.LookPath("iperf3"); err != nil {
+		return b, err
+	}
+	if b.stunnel, err = exec.LookPath("stunnel4"); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+func machine() map[string]string {
+	m := map[string]string{"cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version(), "goos": runtime.GOOS + "/" + runtime.GOARCH}
+	if out, err := exec.Command("uname", "-r").Output(); err == nil {
+		m["kernel"] = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				m["cpu"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	for name, cmd := range map[string][]string{"iperf3": {"iperf3", "--version"}, "stunnel": {"stunnel4", "-version"}} {
+		out, _ := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), name) {
+				m[name] = strings.TrimSpace(l)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("sysctl", "-n", "net.ipv4.tcp_congestion_control").Output(); err == nil {
+		m["tcp_cc"] = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+func gitCommit() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func joinArgs(a []string) string { return strings.Join(a, " ") }
+
+func medianP99(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2], s[(len(s)*99)/100]
+}
+
+// report is the file written for each run.
+type report struct {
+	Date     string            `json:"date"`
+	Seconds  float64           `json:"seconds"`
+	Commit   string            `json:"commit"`
+	Machine  map[string]string `json:"machine"`
+	Settings map[string]int    `json:"settings"`
+	Profiles []string          `json:"profiles"`
+	Results  []Result          `json:"results"`
+}
+
+func (r report) write(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	stamp := strings.NewReplacer(":", "", "-", "").Replace(r.Date)
+	base := filepath.Join(dir, stamp)
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+		return err
+	}
+	md := r.markdown()
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	plots, err := r.plots(base)
+	if err != nil {
+		return fmt.Errorf("plots: %w", err)
+	}
+	// The newest run is also kept under fixed names that the docs link to.
+	for _, ext := range []string{".json", ".md"} {
+		if err := copyFile(base+ext, filepath.Join(dir, "latest"+ext)); err != nil {
+			return err
+		}
+	}
+	for _, p := range plots {
+		if err := copyFile(p, filepath.Join(dir, "latest-"+strings.TrimPrefix(filepath.Base(p), stamp+"-"))); err != nil {
+			return err
+		}
+	}
+	fmt.Println()
+	fmt.Print(md)
+	fmt.Printf("\nwrote %s.json, %s.md and %d plots\n", base, base, len(plots))
+	return nil
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
+}

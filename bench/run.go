@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// Result is one measured figure.
+type Result struct {
+	Env      string             `json:"env"`
+	Variant  variant            `json:"variant"`
+	Workload string             `json:"workload"`
+	Value    float64            `json:"value"`
+	Unit     string             `json:"unit"`
+	Extra    map[string]float64 `json:"extra,omitempty"`
+	Command  string             `json:"command"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// suite holds what to run and collects results.
+type suite struct {
+	bulkSeconds int
+	rrTries     int
+	coldTries   int
+	quick       bool
+	results     []Result
+	logf        func(format string, a ...any)
+}
+
+func (s *suite) add(r Result) {
+	if r.Error != "" {
+		s.logf("  %-13s %-12s %-10s ERROR %s", r.Env, r.Variant, r.Workload, r.Error)
+	} else {
+		s.logf("  %-13s %-12s %-10s %10.2f %s", r.Env, r.Variant, r.Workload, r.Value, r.Unit)
+	}
+	s.results = append(s.results, r)
+}
+
+// runEnv runs every workload on every variant in one environment.
+func (s *suite) runEnv(ctx context.Context, e *env) error {
+	if _, err := e.start(serverSide, e.bins.iperf3, "-s", "-p", strconv.Itoa(portIperf)); err != nil {
+		return err
+	}
+	if _, err := e.start(serverSide, e.bins.qtbench, "worker", "backend", "-addr", fmt.Sprintf(":%d", portBackend)); err != nil {
+		return err
+	}
+	for _, port := range []int{portIperf, portBackend} {
+		if err := e.waitTCP(serverSide, fmt.Sprintf("%s:%d", e.serverIP, port), 10*time.Second); err != nil {
+			return err
+		}
+	}
+	slow := e.profile != nil && e.profile.RTT >= 100*time.Millisecond
+	for _, v := range allVariants {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.bulk(ctx, e, v, 1)
+		s.bulk(ctx, e, v, 8)
+		if !slow {
+			s.manyConns(ctx, e, v)
+			s.latency(ctx, e, v)
+			s.cold(ctx, e, v)
+		}
+		if e.name == "lossy" {
+			s.headOfLine(ctx, e, v)
+		}
+	}
+	return nil
+}
+
+// iperfResult is the part of iperf3's JSON output we read.
+type iperfResult struct {
+	End struct {
+		SumReceived struct {
+			Bytes         float64 `json:"bytes"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+func (s *suite) bulk(ctx context.Context, e *env, v variant, streams int) {
+	r := Result{Env: e.name, Variant: v, Workload: fmt.Sprintf("bulk-%d", streams), Unit: "Mbit/s"}
+	defer func() { s.add(r) }()
+	pa, err := e.openPath(v, portIperf)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer pa.close()
+	host, port, _ := net.SplitHostPort(pa.entry)
+	args := []string{"-c", host, "-p", port, "-t", strconv.Itoa(s.bulkSeconds), "-P", strconv.Itoa(streams), "-J"}
+	r.Command = "iperf3 " + joinArgs(args)
+	c0, s0 := pa.cpu()
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(s.bulkSeconds+60)*time.Second)
+	defer cancel()
+	out, err := e.output(cctx, clientSide, e.bins.iperf3, args...)
+	c1, s1 := pa.cpu()
+	var ir iperfResult
+	if err == nil {
+		err = json.Unmarshal(out, &ir)
+	}
+	if err == nil && ir.Error != "" {
+		err = fmt.Errorf("iperf3: %s", ir.Error)
+	}
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	r.Value = ir.End.SumReceived.BitsPerSecond / 1e6
+	gib := ir.End.SumReceived.Bytes / (1 << 30)
+	r.Extra = map[string]float64{"bytes": ir.End.SumReceived.Bytes}
+	if pa.client != nil && gib > 0 {
+		r.Extra["cpu_client_s_per_gib"] = (c1 - c0).Seconds() / gib
+		r.Extra["cpu_server_s_per_gib"] = (s1 - s0).Seconds() / gib
+		r.Extra["cpu_s_per_gib"] = ((c1 - c0) + (s1 - s0)).Seconds() / gib
+	}
+}
+
+func (s *suite) manyConns(ctx context.Context, e *env, v variant) {
+	r := Result{Env: e.name, Variant: v, Workload: "conns-100", Unit: "s"}
+	defer func() { s.add(r) }()
+	var c Completion
+	r.Command, r.Error = s.worker(ctx, e, v, &c, "conns", "-n", "100", "-size", strconv.Itoa(1<<20))
+	r.Value = c.TotalS
+	r.Extra = map[string]float64{"p50_s": c.P50S, "p99_s": c.P99S, "errors": float64(c.Errors)}
+}
+
+func (s *suite) headOfLine(ctx context.Context, e *env, v variant) {
+	r := Result{Env: e.name, Variant: v, Workload: "hol-8", Unit: "s"}
+	defer func() { s.add(r) }()
+	var c Completion
+	r.Command, r.Error = s.worker(ctx, e, v, &c, "conns", "-n", "8", "-size", strconv.Itoa(1<<20))
+	r.Value = c.MaxS
+	r.Extra = map[string]float64{"p50_s": c.P50S, "errors": float64(c.Errors)}
+}
+
+func (s *suite) latency(ctx context.Context, e *env, v variant) {
+	r := Result{Env: e.name, Variant: v, Workload: "rr-warm", Unit: "ms"}
+	defer func() { s.add(r) }()
+	var l Latencies
+	r.Command, r.Error = s.worker(ctx, e, v, &l, "rr", "-n", strconv.Itoa(s.rrTries))
+	r.Value = l.MedianUS / 1e3
+	r.Extra = map[string]float64{"p99_ms": l.P99US / 1e3, "errors": float64(l.Errors)}
+	if e.profile != nil {
+		r.Extra["rtt_ms"] = float64(e.profile.RTT) / 1e6
+		r.Extra["median_over_rtt"] = r.Value / r.Extra["rtt_ms"]
+	}
+}
+
+// worker opens v's path to the backend and runs a load worker through it.
+func (s *suite) worker(ctx context.Context, e *env, v variant, into any, args ...string) (string, string) {
+	pa, err := e.openPath(v, portBackend)
+	if err != nil {
+		return "", err.Error()
+	}
+	defer pa.close()
+	args = append([]string{"worker", args[0], "-addr", pa.entry}, args[1:]...)
+	cmd := "qtbench " + joinArgs(args)
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	out, err := e.output(cctx, clientSide, e.bins.qtbench, args...)
+	if err == nil {
+		err = json.Unmarshal(out, into)
+	}
+	if err != nil {
+		return cmd, err.Error()
+	}
+	return cmd, ""
+}
+
+// cold measures the first request through a client started just before:
+// the client's connection set-up is inside the figure. The server side
+// stays up between tries, as a real server would.
+func (s *suite) cold(ctx context.Context, e *env, v variant) {
+	r := Result{Env: e.name, Variant: v, Workload: "rr-cold", Unit: "ms"}
+	defer func() { s.add(r) }()
+	pa, err := e.openPath(v, portBackend)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer pa.close()
+	serverAddr := net.JoinHostPort(e.serverIP, strconv.Itoa(portTunnelServer))
+	var lat []float64
+	for range s.coldTries {
+		if ctx.Err() != nil {
+			break
+		}
+		if pa.client != nil {
+			pa.client.stop()
+			switch v {
+			case vStunnel:
+				pa.client, err = e.startStunnelClient(pa.entry, serverAddr)
+			default:
+				pa.client, err = e.startQTClient(v, pa.entry, serverAddr)
+				if err == nil {
+					err = pa.client.waitLog("client started", 10*time.Second)
+				}
+			}
+			if err != nil {
+				r.Error = err.Error()
+				return
+			}
+		}
+		var l Latencies
+		args := []string{"worker", "rr", "-addr", pa.entry, "-n", "1"}
+		r.Command = "qtbench " + joinArgs(args) + " (client restarted before each)"
+		out, err := e.output(ctx, clientSide, e.bins.qtbench, args...)
+		if err == nil {
+			err = json.Unmarshal(out, &l)
+		}
+		if err != nil {
+			r.Error = err.Error()
+			return
+		}
+		lat = append(lat, l.MedianUS/1e3)
+	}
+	med, p99 := medianP99(lat)
+	r.Value = med
+	r.Extra = map[string]float64{"p99_ms": p99, "tries": float64(len(lat))}
+	if e.profile != nil {
+		r.Extra["rtt_ms"] = float64(e.profile.RTT) / 1e6
+		r.Extra["median_over_rtt"] = med / r.Extra["rtt_ms"]
+	}
+}
