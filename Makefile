@@ -24,8 +24,9 @@ vet:
 staticcheck:
 	$(STATICCHECK) ./...
 
-unit: ## go test -race on every package (end-to-end tests included)
+unit: ## go test -race on every package (end-to-end tests included), and the quic-go fork's controller
 	$(GO) test -race -count=1 -timeout 8m ./...
+	cd third_party/quic-go && $(GO) test -race -count=1 ./internal/congestion/
 
 lint: vet staticcheck ## gofmt, go vet, staticcheck
 

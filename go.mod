@@ -21,3 +21,5 @@ require (
 	golang.org/x/net v0.56.0 // indirect
 	golang.org/x/text v0.40.0 // indirect
 )
+
+replace github.com/quic-go/quic-go => ./third_party/quic-go

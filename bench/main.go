@@ -128,13 +128,17 @@ func findBinaries(qtunnel string) (binaries, error) {
 	}
 	if len(missing) > 0 {
 		fmt.Println("== installing", strings.Join(missing, " "), "with apt-get")
-		cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, missing...)...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		install := func() ([]byte, error) {
+			cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, missing...)...)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			return cmd.CombinedOutput()
+		}
+		if _, err := install(); err != nil {
+			// The package lists of a fresh machine may be empty.
 			if upd, uerr := exec.Command("apt-get", "update", "-q").CombinedOutput(); uerr != nil {
 				return b, fmt.Errorf("apt-get update: %v: %s", uerr, upd)
 			}
-			if out, err = cmd.CombinedOutput(); err != nil {
+			if out, err := install(); err != nil {
 				return b, fmt.Errorf("apt-get install %s: %v: %s", strings.Join(missing, " "), err, out)
 			}
 		}

@@ -57,6 +57,7 @@ var workloadTitles = []struct{ id, title, note string }{
 	{"rr-warm", "New-connection request/response, tunnel up (median ms; p99 in brackets)", "qtbench worker rr -n TRIES: fresh TCP connection, 64-byte request, 64-byte reply"},
 	{"rr-cold", "First request after the client starts (median ms; p99 in brackets)", "client restarted before each try"},
 	{"hol-8", "8 parallel 1 MiB transfers on lossy: worst completion (s, lower is better)", "qtbench worker conns -n 8 -size 1048576"},
+	{"idle-mem", "Memory per idle tunneled connection (KiB, client + server; idle client RSS in brackets)", "qtbench worker hold -n 1000: RSS growth with 1000 open, silent connections"},
 }
 
 func (r report) markdown() string {
@@ -136,6 +137,8 @@ func cell(x Result) string {
 		return s
 	case strings.HasPrefix(x.Workload, "rr"):
 		return fmt.Sprintf("%.2f (%.2f)", x.Value, x.Extra["p99_ms"])
+	case x.Workload == "idle-mem":
+		return fmt.Sprintf("%.1f (%.1f MiB)", x.Value, x.Extra["client_idle_mib"])
 	case x.Workload == "conns-100":
 		return fmt.Sprintf("%.2f (%.2f)", x.Value, x.Extra["p99_s"])
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,7 +28,6 @@ type suite struct {
 	bulkSeconds int
 	rrTries     int
 	coldTries   int
-	quick       bool
 	results     []Result
 	logf        func(format string, a ...any)
 }
@@ -60,6 +61,9 @@ func (s *suite) runEnv(ctx context.Context, e *env) error {
 		}
 		s.bulk(ctx, e, v, 1)
 		s.bulk(ctx, e, v, 8)
+		if e.name == "loopback" && v != vDirect {
+			s.idleMemory(ctx, e, v)
+		}
 		if !slow {
 			s.manyConns(ctx, e, v)
 			s.latency(ctx, e, v)
@@ -226,5 +230,55 @@ func (s *suite) cold(ctx context.Context, e *env, v variant) {
 	if e.profile != nil {
 		r.Extra["rtt_ms"] = float64(e.profile.RTT) / 1e6
 		r.Extra["median_over_rtt"] = med / r.Extra["rtt_ms"]
+	}
+}
+
+// idleMemory measures resident memory: of a client with its connection to
+// the server up and nothing flowing, and per idle tunneled connection (the
+// growth of client plus server with 1000 connections open and silent).
+func (s *suite) idleMemory(ctx context.Context, e *env, v variant) {
+	const n = 1000
+	r := Result{Env: e.name, Variant: v, Workload: "idle-mem", Unit: "KiB/conn"}
+	defer func() { s.add(r) }()
+	pa, err := e.openPath(v, portBackend)
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer pa.close()
+	time.Sleep(500 * time.Millisecond) // let start-up allocations settle
+	c0, s0 := pa.client.rss(), pa.server.rss()
+	args := []string{"worker", "hold", "-addr", pa.entry, "-n", strconv.Itoa(n)}
+	r.Command = "qtbench " + joinArgs(args) + " (RSS from /proc/PID/status)"
+	cmd := e.command(clientSide, e.bins.qtbench, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		r.Error = err.Error()
+		return
+	}
+	if err := cmd.Start(); err != nil {
+		r.Error = err.Error()
+		return
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || strings.TrimSpace(line) != "held" {
+		r.Error = fmt.Sprintf("hold worker: %q %v", line, err)
+		return
+	}
+	time.Sleep(300 * time.Millisecond)
+	c1, s1 := pa.client.rss(), pa.server.rss()
+	r.Value = float64((c1-c0)+(s1-s0)) / n / 1024
+	r.Extra = map[string]float64{
+		"client_idle_mib":           float64(c0) / (1 << 20),
+		"server_idle_mib":           float64(s0) / (1 << 20),
+		"client_kib_per_conn":       float64(c1-c0) / n / 1024,
+		"server_kib_per_conn":       float64(s1-s0) / n / 1024,
+		"client_mib_with_1000_idle": float64(c1) / (1 << 20),
 	}
 }

@@ -22,9 +22,11 @@ import (
 //
 //	'R' + 63 bytes      request/response: a 64-byte reply, then close
 //	'D' + uint64 size   download: size bytes, then close
+//	'H'                 hold: echo one byte, then stay open until the client closes
 const (
 	modeRR       = 'R'
 	modeDownload = 'D'
+	modeHold     = 'H'
 	requestSize  = 64
 )
 
@@ -47,6 +49,8 @@ func worker(args []string) error {
 		return emit(requestResponse(*addr, *n, *timeout))
 	case "conns":
 		return emit(parallelDownloads(*addr, *n, *size, *timeout))
+	case "hold":
+		return holdConnections(*addr, *n)
 	}
 	return fmt.Errorf("worker: unknown mode %q", args[0])
 }
@@ -82,6 +86,10 @@ func serveBackend(addr string) error {
 					return
 				}
 				_, _ = c.Write(hdr[:])
+			case modeHold:
+				_ = c.SetDeadline(time.Time{})
+				_, _ = c.Write(hdr[:1])
+				_, _ = io.Copy(io.Discard, c)
 			case modeDownload:
 				if _, err := io.ReadFull(c, hdr[1:9]); err != nil {
 					return
@@ -205,4 +213,33 @@ func download(addr string, size int64, timeout time.Duration) (int64, error) {
 		return 0, err
 	}
 	return io.Copy(io.Discard, c)
+}
+
+// holdConnections opens n connections that each reach the backend (it
+// answers one byte), prints "held", and keeps them open until stdin closes.
+func holdConnections(addr string, n int) error {
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range n {
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		conns = append(conns, c)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		var b [1]byte
+		if _, err := c.Write([]byte{modeHold}); err != nil {
+			return err
+		}
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+	}
+	fmt.Println("held")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }

@@ -179,15 +179,18 @@ func TestLabSelfCheck(t *testing.T) {
 
 	t.Run("reorder", func(t *testing.T) {
 		l.Set(Params{Delay: 10 * time.Millisecond, Reorder: 0.1}, Params{})
-		seqs := received(t, l, 2000)
-		out := 0
-		for i := 1; i < len(seqs); i++ {
-			if seqs[i] < seqs[i-1] {
-				out++
+		seqs := received(t, l, 4000)
+		// A packet overtook others if an older one arrived after it.
+		early := 0
+		minLater := uint32(math.MaxUint32)
+		for i := len(seqs) - 1; i >= 0; i-- {
+			if seqs[i] > minLater {
+				early++
 			}
+			minLater = min(minLater, seqs[i])
 		}
-		if f := float64(out) / float64(len(seqs)); f < 0.05 || f > 0.15 {
-			t.Errorf("%.3f of packets arrived out of order, want about 0.1", f)
+		if f := float64(early) / float64(len(seqs)); math.Abs(f-0.1) > binomialTol(0.1, len(seqs))+0.01 {
+			t.Errorf("%.3f of packets overtook older ones, want 0.1", f)
 		}
 	})
 }

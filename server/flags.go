@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/cert"
+	"github.com/qtunnel/qtunnel/core/transport"
 	"github.com/qtunnel/qtunnel/core/tunnel"
 )
 
@@ -31,6 +32,8 @@ type options struct {
 	logLevel, logFormat string
 	drainTimeout        time.Duration
 	poolSize            int
+	pprof               string
+	congestion          string
 	version             bool
 }
 
@@ -85,6 +88,8 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, let open connections finish for this `long`")
 	fs.IntVar(&o.poolSize, "pool", 4, "client, TCP mode: `number` of connections kept ready")
+	fs.StringVar(&o.congestion, "congestion", "bbr", "QUIC congestion control for what this side sends: `bbr` (keeps long, lossy links full) or reno (quic-go's default)")
+	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback `address`, for diagnosing performance")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
@@ -152,6 +157,15 @@ func (o *options) check() error {
 	}
 	if o.poolSize < 1 || o.poolSize > 256 {
 		return usagef("-pool=%d: want 1 to 256", o.poolSize)
+	}
+	if _, err := transport.ParseCongestion(o.congestion); err != nil {
+		return usageError{"-congestion: " + err.Error()}
+	}
+	if o.pprof != "" {
+		host, _, err := net.SplitHostPort(o.pprof)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return usagef("-pprof=%s: want a loopback address such as 127.0.0.1:6060 (the profiler must not be public)", o.pprof)
+		}
 	}
 	if o.drainTimeout < 0 {
 		return usagef("-drain-timeout must not be negative")

@@ -97,6 +97,11 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv f
 	}
 	level, _ := parseLevel(o.logLevel)
 	log := newLogger(stderr, o.logFormat, level)
+	if o.pprof != "" {
+		if err := servePprof(ctx, o.pprof, log); err != nil {
+			return err
+		}
+	}
 
 	sec, src, err := secret.Resolve(o.secret, o.secretFile, getenv(secret.EnvVar))
 	if err != nil {
@@ -134,7 +139,7 @@ func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 		Trust:        trust,
 		Logger:       log,
 		DrainTimeout: o.drainTimeout,
-		Dialer:       transport.DialerConfig{PoolSize: o.poolSize},
+		Dialer:       transport.DialerConfig{PoolSize: o.poolSize, Congestion: transport.Congestion(o.congestion)},
 	})
 	if err != nil {
 		return err
@@ -187,6 +192,7 @@ func runServer(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 		Secrets:      []secret.Secret{sec},
 		Logger:       log,
 		DrainTimeout: o.drainTimeout,
+		Peers:        transport.ServerConfig{Congestion: transport.Congestion(o.congestion)},
 	})
 	if err != nil {
 		return err

@@ -57,6 +57,8 @@ func TestUsageErrors(t *testing.T) {
 		{"bad log level", []string{"-listen=:1", "-backend=a:1", "-log-level=loud"}, nil, "-log-level=loud"},
 		{"bad log format", []string{"-listen=:1", "-backend=a:1", "-log-format=xml"}, nil, "-log-format=xml"},
 		{"bad pool", []string{"-listen=:1", "-backend=a:1", "-pool=0"}, nil, "-pool=0"},
+		{"bad congestion", []string{"-listen=:1", "-backend=a:1", "-congestion=vegas"}, nil, "want bbr or reno"},
+		{"public pprof", []string{"-listen=:1", "-backend=a:1", "-pprof=0.0.0.0:6060"}, nil, "loopback"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

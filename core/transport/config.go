@@ -38,6 +38,9 @@ type DialerConfig struct {
 	// NAT mappings and notice a dead path. Default 10 s, below the 30 s
 	// after which many NATs forget a UDP mapping.
 	KeepAlive time.Duration
+	// Congestion (QUIC only) is the controller for what the client sends.
+	// Default CongestionBBR.
+	Congestion Congestion
 	// PoolSize (TCP only) is how many authenticated TLS connections are kept
 	// ready so that a new stream does not wait for TCP, TLS and the proofs.
 	// Default 4.
@@ -73,6 +76,10 @@ func (c *DialerConfig) withDefaults() (DialerConfig, error) {
 	if d.Backoff.Max <= 0 {
 		d.Backoff.Max = time.Second
 	}
+	var err error
+	if d.Congestion, err = ParseCongestion(string(d.Congestion)); err != nil {
+		return d, err
+	}
 	if d.IdleTimeout <= 0 {
 		d.IdleTimeout = quicIdleTimeout
 	}
@@ -105,6 +112,9 @@ type ServerConfig struct {
 	// IdleTimeout (TCP only) closes an authenticated connection on which no
 	// stream starts within this time (a client's pooled spare). Default 5 min.
 	IdleTimeout time.Duration
+	// Congestion (QUIC only) is the controller for what the server sends.
+	// Default CongestionBBR.
+	Congestion Congestion
 	// MaxPeers bounds concurrent connections: QUIC connections, or TLS/TCP
 	// connections (one per stream). Default 1024 for QUIC, 8192 for TCP.
 	MaxPeers int
@@ -134,6 +144,10 @@ func (c *ServerConfig) withDefaults(defaultMaxPeers int) (ServerConfig, error) {
 	}
 	if s.IdleTimeout <= 0 {
 		s.IdleTimeout = 5 * time.Minute
+	}
+	var err error
+	if s.Congestion, err = ParseCongestion(string(s.Congestion)); err != nil {
+		return s, err
 	}
 	if s.MaxPeers <= 0 {
 		s.MaxPeers = defaultMaxPeers

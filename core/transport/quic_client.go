@@ -43,6 +43,7 @@ func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
 	}
 	qc := quicConfig(false)
 	qc.MaxIdleTimeout, qc.KeepAlivePeriod = c.IdleTimeout, c.KeepAlive
+	qc.CongestionControl = c.Congestion.quic()
 	return &QUICDialer{cfg: c, qconf: qc, since: time.Now()}, nil
 }
 

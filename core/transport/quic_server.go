@@ -56,6 +56,7 @@ func ListenQUIC(cfg ServerConfig) (*QUICServer, error) {
 	}
 	qc := quicConfig(true)
 	qc.HandshakeIdleTimeout = c.AuthTimeout
+	qc.CongestionControl = c.Congestion.quic()
 	s.ln, err = s.tr.Listen(ServerTLSConfig(c.Certificate), qc)
 	if err != nil {
 		_ = s.tr.Close()

@@ -31,13 +31,47 @@ const (
 	quicMaxConnWindow   = 32 << 20
 )
 
+// Congestion names the congestion controller for QUIC data a side sends.
+type Congestion string
+
+// Congestion controllers (QUIC only; TCP uses the kernel's).
+const (
+	// CongestionBBR paces at the measured bottleneck bandwidth and does not
+	// take random loss for congestion: on long, lossy links it keeps the
+	// pipe full where Reno collapses (docs/performance.md). The default.
+	CongestionBBR Congestion = "bbr"
+	// CongestionReno is quic-go's stock NewReno.
+	CongestionReno Congestion = "reno"
+)
+
+// ParseCongestion checks a controller name; empty means the default.
+func ParseCongestion(s string) (Congestion, error) {
+	switch Congestion(s) {
+	case "", CongestionBBR:
+		return CongestionBBR, nil
+	case CongestionReno:
+		return CongestionReno, nil
+	}
+	return "", fmt.Errorf("congestion control %q: want bbr or reno", s)
+}
+
+func (c Congestion) quic() quic.CongestionControl {
+	if c == CongestionReno {
+		return quic.CongestionControlReno
+	}
+	return quic.CongestionControlBBR
+}
+
 func quicConfig(server bool) *quic.Config {
 	c := &quic.Config{
-		HandshakeIdleTimeout:       5 * time.Second,
-		MaxIdleTimeout:             quicIdleTimeout,
-		MaxStreamReceiveWindow:     quicMaxStreamWindow,
-		MaxConnectionReceiveWindow: quicMaxConnWindow,
-		MaxIncomingUniStreams:      -1,
+		HandshakeIdleTimeout:           5 * time.Second,
+		MaxIdleTimeout:                 quicIdleTimeout,
+		InitialStreamReceiveWindow:     4 << 20,
+		InitialConnectionReceiveWindow: 8 << 20,
+		MaxStreamReceiveWindow:         quicMaxStreamWindow,
+		MaxConnectionReceiveWindow:     quicMaxConnWindow,
+		MaxIncomingUniStreams:          -1,
+		CongestionControl:              quic.CongestionControlBBR,
 	}
 	if server {
 		c.MaxIncomingStreams = quicMaxStreams

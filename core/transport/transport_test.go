@@ -148,3 +148,14 @@ func TestBroadcastWakesWaiters(t *testing.T) {
 	default:
 	}
 }
+
+func TestParseCongestion(t *testing.T) {
+	for in, want := range map[string]Congestion{"": CongestionBBR, "bbr": CongestionBBR, "reno": CongestionReno} {
+		if got, err := ParseCongestion(in); err != nil || got != want {
+			t.Errorf("ParseCongestion(%q) = %q, %v", in, got, err)
+		}
+	}
+	if _, err := ParseCongestion("cubic"); err == nil {
+		t.Error("an unknown controller was accepted")
+	}
+}

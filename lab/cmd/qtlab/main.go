@@ -87,7 +87,7 @@ func main() {
 		<-ctx.Done()
 	}
 	up, down := l.Counters()
-	fmt.Printf("up: %d packets delivered, %d lost, %d lost in bursts, %d queue drops; down: %d delivered, %d lost, %d queue drops\n",
-		up.Packets.Load(), up.LostRandom.Load(), up.LostBurst.Load(), up.LostQueue.Load(),
+	fmt.Printf("up: %d packets (%d bytes) delivered, %d lost, %d lost in bursts, %d queue drops; down: %d delivered, %d lost, %d queue drops\n",
+		up.Packets.Load(), up.Bytes.Load(), up.LostRandom.Load(), up.LostBurst.Load(), up.LostQueue.Load(),
 		down.Packets.Load(), down.LostRandom.Load(), down.LostQueue.Load())
 }
