@@ -179,7 +179,7 @@ func TestPipeBothWays(t *testing.T) {
 		{"empty", 0, 0, false},
 		{"one byte one way", 1, 0, false},
 		{"one byte other way", 0, 1, false},
-		{"odd sizes", BufferSize + 1, 3*BufferSize - 7, false},
+		{"odd sizes", LargeBufferSize + 1, 3*LargeBufferSize - 7, false},
 		{"8 MiB each way", 8 * mib, 8 * mib, false},
 		{"8 MiB each way, abortable conns", 8 * mib, 8 * mib, true},
 		{"lopsided", 4 * mib, 5, false},
@@ -441,7 +441,7 @@ func TestPipeFakes(t *testing.T) {
 	boom := errors.New("boom")
 	wfail := errors.New("write failed")
 	cwfail := errors.New("closewrite failed")
-	big := payload(3*BufferSize+11, 3)
+	big := payload(3*LargeBufferSize+11, 3)
 	tests := []struct {
 		name       string
 		a, b       *fakeConn

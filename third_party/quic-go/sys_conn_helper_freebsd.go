@@ -31,3 +31,7 @@ func parseIPv4PktInfo(body []byte) (ip netip.Addr, _ uint32, ok bool) {
 func isGSOEnabled(syscall.RawConn) bool { return false }
 
 func isECNEnabled() bool { return !isECNDisabledUsingEnv() }
+
+// No UDP GRO here. (QTunnel fork.)
+func enableGRO(any) bool                              { return false }
+func groSegmentSize(int32, int32, []byte) (int, bool) { return 0, false }

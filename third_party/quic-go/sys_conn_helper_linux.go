@@ -152,3 +152,30 @@ func kernelVersion() (major, minor int) {
 
 	return values[0], values[1]
 }
+
+// enableGRO turns on UDP generic receive offload: the kernel may then deliver
+// several datagrams of one flow in one read, with their size in a control
+// message. (QTunnel fork.)
+func enableGRO(conn syscall.RawConn) bool {
+	if kernelVersionMajor < 5 {
+		return false
+	}
+	if disabled, err := strconv.ParseBool(os.Getenv("QUIC_GO_DISABLE_GRO")); err == nil && disabled {
+		return false
+	}
+	var serr error
+	if err := conn.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
+}
+
+// groSegmentSize reads a UDP_GRO control message. (QTunnel fork.)
+func groSegmentSize(level, typ int32, body []byte) (int, bool) {
+	if level != unix.IPPROTO_UDP || typ != unix.UDP_GRO || len(body) < 4 {
+		return 0, false
+	}
+	return int(binary.NativeEndian.Uint32(body[:4])), true
+}

@@ -51,8 +51,19 @@ type oobConn struct {
 	messages []ipv4.Message
 	buffers  [batchSize]*packetBuffer
 
+	// QTunnel fork: with UDP GRO the kernel hands over several datagrams of
+	// one flow in one read (and on loopback does not even split what the
+	// sender sent with GSO); they are split here, into packets of their own.
+	gro        bool
+	groBufs    [batchSize][]byte
+	pending    []receivedPacket // split from the current read, returned in order
+	pendingPos int
+
 	cap connCapabilities
 }
+
+// groBufferSize holds the largest coalesced read UDP GRO produces.
+const groBufferSize = 1 << 16
 
 var _ rawConn = &oobConn{}
 
@@ -135,12 +146,22 @@ func newConn(c OOBCapablePacketConn, supportsDF bool) (*oobConn, error) {
 	for i := range batchSize {
 		oobConn.messages[i].OOB = make([]byte, oobBufferSize)
 	}
+	if enableGRO(rawConn) {
+		oobConn.gro = true
+		for i := range batchSize {
+			oobConn.groBufs[i] = make([]byte, groBufferSize)
+		}
+		oobConn.pending = make([]receivedPacket, 0, 64)
+	}
 	return oobConn, nil
 }
 
 var invalidCmsgOnceV4, invalidCmsgOnceV6 sync.Once
 
 func (c *oobConn) ReadPacket() (receivedPacket, error) {
+	if c.gro {
+		return c.readPacketGRO()
+	}
 	if len(c.messages) == int(c.readPos) { // all messages read. Read the next batch of messages.
 		c.messages = c.messages[:batchSize]
 		// replace buffers data buffers up to the packet that has been consumed during the last ReadBatch call
@@ -163,23 +184,86 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 	buffer := c.buffers[c.readPos]
 	c.readPos++
 
-	data := msg.OOB[:msg.NN]
+	p, _, err := parseOOB(msg)
+	if err != nil {
+		return receivedPacket{}, err
+	}
+	p.data = msg.Buffers[0][:msg.N]
+	p.buffer = buffer
+	return p, nil
+}
+
+// readPacketGRO reads batches of possibly coalesced datagrams and returns
+// them one packet at a time, each in a packet buffer of its own, so that the
+// rest of quic-go sees exactly what it sees without GRO. (QTunnel fork.)
+func (c *oobConn) readPacketGRO() (receivedPacket, error) {
+	if c.pendingPos == len(c.pending) {
+		c.pending, c.pendingPos = c.pending[:0], 0
+	}
+	for len(c.pending) == 0 {
+		if len(c.messages) == int(c.readPos) {
+			c.messages = c.messages[:batchSize]
+			for i := range c.messages {
+				c.messages[i].Buffers[0] = c.groBufs[i]
+			}
+			c.readPos = 0
+			n, err := c.batchConn.ReadBatch(c.messages, 0)
+			if n == 0 || err != nil {
+				return receivedPacket{}, err
+			}
+			c.messages = c.messages[:n]
+		}
+		msg := c.messages[c.readPos]
+		c.readPos++
+		if msg.Flags&unix.MSG_TRUNC != 0 {
+			continue
+		}
+		p, segSize, err := parseOOB(msg)
+		if err != nil {
+			return receivedPacket{}, err
+		}
+		data := msg.Buffers[0][:msg.N]
+		if segSize <= 0 {
+			segSize = len(data)
+		}
+		for len(data) > 0 {
+			n := min(segSize, len(data))
+			if n <= protocol.MaxPacketBufferSize { // larger is no QUIC packet of ours
+				buf := getPacketBuffer()
+				buf.Data = buf.Data[:n]
+				copy(buf.Data, data[:n])
+				q := p
+				q.data, q.buffer = buf.Data, buf
+				c.pending = append(c.pending, q)
+			}
+			data = data[n:]
+		}
+	}
+	p := c.pending[c.pendingPos]
+	c.pending[c.pendingPos] = receivedPacket{} // drop references for the GC
+	c.pendingPos++
+	return p, nil
+}
+
+// parseOOB reads the control messages of msg: ECN bits, packet info, and
+// (QTunnel fork) the UDP GRO segment size, 0 if the read is one datagram.
+func parseOOB(msg ipv4.Message) (receivedPacket, int, error) {
 	p := receivedPacket{
 		remoteAddr: msg.Addr,
 		rcvTime:    monotime.Now(),
-		data:       msg.Buffers[0][:msg.N],
-		buffer:     buffer,
 	}
+	segSize := 0
+	data := msg.OOB[:msg.NN]
 	for len(data) > 0 {
 		hdr, body, remainder, err := unix.ParseOneSocketControlMessage(data)
 		if err != nil {
-			return receivedPacket{}, err
+			return receivedPacket{}, 0, err
 		}
 		if hdr.Level == unix.IPPROTO_IP {
 			switch hdr.Type {
 			case msgTypeIPTOS:
 				if len(body) != 1 {
-					return receivedPacket{}, errors.New("invalid IPTOS size")
+					return receivedPacket{}, 0, errors.New("invalid IPTOS size")
 				}
 				p.ecn = protocol.ParseECNHeaderBits(body[0] & ecnMask)
 			case ipv4PKTINFO:
@@ -199,7 +283,7 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 			switch hdr.Type {
 			case unix.IPV6_TCLASS:
 				if len(body) != 4 {
-					return receivedPacket{}, errors.New("invalid IPV6_TCLASS size")
+					return receivedPacket{}, 0, errors.New("invalid IPV6_TCLASS size")
 				}
 				bits := uint8(binary.NativeEndian.Uint32(body)) & ecnMask
 				p.ecn = protocol.ParseECNHeaderBits(bits)
@@ -219,9 +303,12 @@ func (c *oobConn) ReadPacket() (receivedPacket, error) {
 				}
 			}
 		}
+		if size, ok := groSegmentSize(hdr.Level, hdr.Type, body); ok {
+			segSize = size
+		}
 		data = remainder
 	}
-	return p, nil
+	return p, segSize, nil
 }
 
 // WritePacket writes a new packet.

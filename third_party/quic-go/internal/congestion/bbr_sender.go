@@ -53,6 +53,75 @@ type bbrSent struct {
 	appLimited    bool
 }
 
+// bbrSentRing holds bbrSent entries in increasing packet-number order. Acks
+// come mostly in order, so lookups hit near the head and entries leave from
+// there; it replaces a map on the per-packet path.
+type bbrSentRing struct {
+	buf  []bbrSentEntry
+	head int
+	n    int
+}
+
+type bbrSentEntry struct {
+	pn   protocol.PacketNumber
+	sent bbrSent
+	done bool // acked, or reported lost
+}
+
+func (r *bbrSentRing) at(i int) *bbrSentEntry { return &r.buf[(r.head+i)%len(r.buf)] }
+
+// push appends an entry; a packet number not above the last one (another
+// packet number space, during the handshake) is not tracked.
+func (r *bbrSentRing) push(pn protocol.PacketNumber, s bbrSent) {
+	if r.n > 0 && pn <= r.at(r.n-1).pn {
+		return
+	}
+	if r.n == len(r.buf) {
+		nb := make([]bbrSentEntry, max(64, 2*len(r.buf)))
+		for i := range r.n {
+			nb[i] = *r.at(i)
+		}
+		r.buf, r.head = nb, 0
+	}
+	*r.at(r.n) = bbrSentEntry{pn: pn, sent: s}
+	r.n++
+}
+
+// take finds pn, marks it done and returns what was recorded.
+func (r *bbrSentRing) take(pn protocol.PacketNumber) (bbrSent, bool) {
+	lo, hi := 0, r.n
+	for lo < hi {
+		m := (lo + hi) / 2
+		if r.at(m).pn < pn {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == r.n || r.at(lo).pn != pn || r.at(lo).done {
+		return bbrSent{}, false
+	}
+	e := r.at(lo)
+	e.done = true
+	return e.sent, true
+}
+
+// trim drops finished entries from the head, and entries sent before
+// stale: packets never reported (lost MTU probes) must not pin the ring.
+func (r *bbrSentRing) trim(stale monotime.Time) {
+	for r.n > 0 {
+		e := r.at(0)
+		if !e.done && !e.sent.sentTime.Before(stale) {
+			return
+		}
+		*e = bbrSentEntry{}
+		r.head = (r.head + 1) % len(r.buf)
+		r.n--
+	}
+}
+
+func (r *bbrSentRing) reset() { r.head, r.n = 0, 0 }
+
 type bbrBwSample struct {
 	round uint64
 	bw    Bandwidth
@@ -71,14 +140,15 @@ type bbrSender struct {
 	cwnd            protocol.ByteCount
 	initialCwnd     protocol.ByteCount
 
-	mode       bbrMode
-	pacingGain float64
-	cwndGain   float64
-	cycleIndex int
-	cycleStamp monotime.Time
+	mode             bbrMode
+	pacingRateCached Bandwidth
+	pacingGain       float64
+	cwndGain         float64
+	cycleIndex       int
+	cycleStamp       monotime.Time
 
 	// delivery-rate estimation
-	sent          map[protocol.PacketNumber]bbrSent
+	sent          bbrSentRing
 	delivered     protocol.ByteCount
 	deliveredTime monotime.Time
 	firstSentTime monotime.Time
@@ -100,6 +170,14 @@ type bbrSender struct {
 	probeRTTRound bool
 	priorCwnd     protocol.ByteCount
 	idleRestart   bool
+
+	// ACK aggregation: acks arrive in bursts (a receiver that batches, a
+	// busy host), so the window must hold the bytes acked beyond what the
+	// bandwidth explains, or the sender idles between bursts.
+	ackEpochStart monotime.Time
+	ackEpochAcked protocol.ByteCount
+	extraAcked    [2]protocol.ByteCount // max of the previous and the current window of rounds
+	extraRound    uint64
 }
 
 var (
@@ -124,7 +202,6 @@ func NewBBRSender(
 		rng:             rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x62627221)),
 		maxDatagramSize: initialMaxDatagramSize,
 		initialCwnd:     initialCongestionWindow * initialMaxDatagramSize,
-		sent:            make(map[protocol.PacketNumber]bbrSent),
 	}
 	b.cwnd = b.initialCwnd
 	b.enterStartup()
@@ -140,13 +217,18 @@ func (b *bbrSender) enterStartup() {
 	b.mode = bbrStartup
 	b.pacingGain = bbrHighGain
 	b.cwndGain = bbrHighGain
+	b.refreshPacingRate()
 }
 
 // pacingRate is gain x the bandwidth estimate, but never below the initial
 // window per RTT: an endpoint that mostly receives (and so only ever sees
 // tiny, app-limited samples) must still send its window updates and ACKs
 // promptly.
-func (b *bbrSender) pacingRate() Bandwidth {
+func (b *bbrSender) pacingRate() Bandwidth { return b.pacingRateCached }
+
+// refreshPacingRate recomputes the pacing rate; it is called whenever its
+// inputs change, rather than for every packet.
+func (b *bbrSender) refreshPacingRate() {
 	rtt := b.minRTT
 	if rtt <= 0 {
 		rtt = b.rttStats.SmoothedRTT()
@@ -158,7 +240,7 @@ func (b *bbrSender) pacingRate() Bandwidth {
 	if b.mode == bbrStartup {
 		floor = Bandwidth(float64(floor) * bbrHighGain)
 	}
-	return max(Bandwidth(float64(b.maxBw)*b.pacingGain), floor)
+	b.pacingRateCached = max(Bandwidth(float64(b.maxBw)*b.pacingGain), floor)
 }
 
 func (b *bbrSender) TimeUntilSend(protocol.ByteCount) monotime.Time {
@@ -198,28 +280,23 @@ func (b *bbrSender) OnPacketSent(sentTime monotime.Time, bytesInFlight protocol.
 		b.deliveredTime = sentTime
 		b.idleRestart = true
 	}
-	if len(b.sent) > 4*protocol.MaxCongestionWindowPackets {
-		// Packets dropped without an ack or a loss report (discarded
-		// handshake keys) would otherwise stay forever.
-		clear(b.sent)
-	}
-	b.sent[pn] = bbrSent{
+	b.sent.push(pn, bbrSent{
 		sentTime:      sentTime,
 		delivered:     b.delivered,
 		deliveredTime: b.deliveredTime,
 		firstSentTime: b.firstSentTime,
 		appLimited:    float64(prior) < bbrAppLimitedInFlight*float64(b.cwnd),
-	}
+	})
 }
 
 func (b *bbrSender) OnPacketAcked(pn protocol.PacketNumber, ackedBytes, priorInFlight protocol.ByteCount, eventTime monotime.Time) {
 	b.delivered += ackedBytes
 	b.deliveredTime = eventTime
-	p, ok := b.sent[pn]
+	p, ok := b.sent.take(pn)
+	b.sent.trim(eventTime.Add(-4 * max(b.rttStats.SmoothedRTT(), b.minRTT, protocol.TimerGranularity)))
 	if !ok {
 		return
 	}
-	delete(b.sent, pn)
 	b.firstSentTime = p.sentTime
 
 	b.roundStart = false
@@ -240,6 +317,7 @@ func (b *bbrSender) OnPacketAcked(pn protocol.PacketNumber, ackedBytes, priorInF
 		}
 	}
 	b.updateMinRTT(eventTime)
+	b.updateAckAggregation(eventTime, ackedBytes)
 
 	inflight := priorInFlight - min(priorInFlight, ackedBytes)
 	if !p.appLimited {
@@ -250,6 +328,7 @@ func (b *bbrSender) OnPacketAcked(pn protocol.PacketNumber, ackedBytes, priorInF
 	b.updateCycle(eventTime, priorInFlight, inflight)
 	b.checkProbeRTT(eventTime, inflight)
 	b.setCwnd(ackedBytes)
+	b.refreshPacingRate()
 }
 
 func (b *bbrSender) updateMaxBw(bw Bandwidth) {
@@ -271,6 +350,34 @@ func (b *bbrSender) updateMaxBw(bw Bandwidth) {
 	for _, s := range b.bwSamples {
 		b.maxBw = max(b.maxBw, s.bw)
 	}
+}
+
+// bbrExtraAckedRounds is how many rounds an ACK-aggregation sample counts.
+const bbrExtraAckedRounds = 5
+
+func (b *bbrSender) updateAckAggregation(now monotime.Time, acked protocol.ByteCount) {
+	if b.maxBw == 0 {
+		return
+	}
+	if b.roundStart && b.round >= b.extraRound+bbrExtraAckedRounds {
+		b.extraRound = b.round
+		b.extraAcked[0], b.extraAcked[1] = b.extraAcked[1], 0
+	}
+	var expected protocol.ByteCount
+	if !b.ackEpochStart.IsZero() {
+		expected = protocol.ByteCount(float64(b.maxBw) / float64(BytesPerSecond) * now.Sub(b.ackEpochStart).Seconds())
+	}
+	if b.ackEpochStart.IsZero() || b.ackEpochAcked <= expected {
+		// the acks caught up with the bandwidth: start a new epoch
+		b.ackEpochStart, b.ackEpochAcked, expected = now, 0, 0
+	}
+	b.ackEpochAcked += acked
+	extra := min(b.ackEpochAcked-expected, b.cwnd)
+	b.extraAcked[1] = max(b.extraAcked[1], extra)
+}
+
+func (b *bbrSender) extraAckedMax() protocol.ByteCount {
+	return max(b.extraAcked[0], b.extraAcked[1])
 }
 
 func (b *bbrSender) updateMinRTT(now monotime.Time) {
@@ -398,7 +505,7 @@ func (b *bbrSender) checkProbeRTT(now monotime.Time, inflight protocol.ByteCount
 
 // setCwnd grows the window by what was acked, up to gain x BDP.
 func (b *bbrSender) setCwnd(acked protocol.ByteCount) {
-	target := b.bdp(b.cwndGain) + 3*b.maxDatagramSize
+	target := b.bdp(b.cwndGain) + b.extraAckedMax() + 3*b.maxDatagramSize
 	switch {
 	case b.filledPipe:
 		b.cwnd = min(b.cwnd+acked, target)
@@ -418,7 +525,7 @@ func (b *bbrSender) OnCongestionEvent(pn protocol.PacketNumber, lostBytes, _ pro
 	}
 	b.connStats.PacketsLost.Add(1)
 	b.connStats.BytesLost.Add(uint64(lostBytes))
-	delete(b.sent, pn)
+	b.sent.take(pn)
 }
 
 func (b *bbrSender) OnSpuriousLoss(protocol.PacketNumber) {}
@@ -431,9 +538,11 @@ func (b *bbrSender) OnRetransmissionTimeout(packetsRetransmitted bool) {
 	}
 	b.bwSamples = b.bwSamples[:0]
 	b.maxBw = 0
+	b.extraAcked = [2]protocol.ByteCount{}
+	b.ackEpochStart = 0
 	b.fullBw, b.fullBwRounds, b.filledPipe = 0, 0, false
 	b.cwnd = bbrMinCwndPackets * b.maxDatagramSize
-	clear(b.sent)
+	b.sent.reset()
 	b.enterStartup()
 	b.connStats.CongestionWindow.Store(uint64(b.cwnd))
 	b.qlogState(qlog.CongestionStateSlowStart)
@@ -446,6 +555,7 @@ func (b *bbrSender) SetMaxDatagramSize(s protocol.ByteCount) {
 	b.initialCwnd = initialCongestionWindow * s
 	b.maxDatagramSize = s
 	b.pacer.SetMaxDatagramSize(s)
+	b.refreshPacingRate()
 }
 
 func (b *bbrSender) qlogState(s qlog.CongestionState) {

@@ -151,3 +151,39 @@ func TestBBRPacingFloorWhenAppLimited(t *testing.T) {
 		t.Fatal("an idle, app-limited sender may not send")
 	}
 }
+
+func TestBBRSentRing(t *testing.T) {
+	var r bbrSentRing
+	t0 := monotime.Now()
+	for pn := range protocol.PacketNumber(200) {
+		if pn == 50 {
+			continue // a skipped packet number
+		}
+		r.push(pn, bbrSent{sentTime: t0.Add(time.Duration(pn) * time.Millisecond), delivered: protocol.ByteCount(pn)})
+	}
+	r.push(3, bbrSent{}) // not above the last: another number space, ignored
+	if r.n != 199 {
+		t.Fatalf("ring holds %d entries, want 199", r.n)
+	}
+	if s, ok := r.take(120); !ok || s.delivered != 120 {
+		t.Fatalf("take(120) = %v, %v", s, ok)
+	}
+	if _, ok := r.take(120); ok {
+		t.Fatal("an entry was taken twice")
+	}
+	if _, ok := r.take(50); ok {
+		t.Fatal("a skipped packet number was found")
+	}
+	for pn := range protocol.PacketNumber(10) {
+		r.take(pn)
+	}
+	r.trim(t0) // nothing is stale yet
+	if r.n != 189 || r.at(0).pn != 10 {
+		t.Fatalf("after trim: %d entries from pn %d, want 189 from 10", r.n, r.at(0).pn)
+	}
+	// Entries never reported (a lost MTU probe) leave once stale.
+	r.trim(t0.Add(30 * time.Millisecond))
+	if r.at(0).pn != 30 {
+		t.Fatalf("head pn %d after a stale trim, want 30", r.at(0).pn)
+	}
+}
