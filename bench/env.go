@@ -41,7 +41,12 @@ type env struct {
 	procs []*proc
 }
 
-type binaries struct{ qtunnel, qtbench, iperf3, stunnel string }
+// binaries is what the suite runs, and how.
+type binaries struct {
+	qtunnel, qtbench, iperf3, stunnel string
+	tcpCC                             string // TCP congestion control in the lab, "" for the kernel's default
+	alts                              map[variant]alt
+}
 
 func newEnv(name string, bins binaries, dir string) (*env, error) {
 	e := &env{name: name, bins: bins, dir: dir, serverIP: "127.0.0.1"}
@@ -269,13 +274,64 @@ func (e *env) waitTCP(s side, addr string, timeout time.Duration) error {
 type variant string
 
 const (
-	vDirect  variant = "direct"
-	vStunnel variant = "stunnel"
-	vQTCP    variant = "qtunnel-tcp"
-	vQQUIC   variant = "qtunnel-quic"
+	vDirect     variant = "direct"
+	vStunnel    variant = "stunnel"
+	vStunnelBBR variant = "stunnel-bbr" // stunnel with the kernel's BBR on the tunnel's TCP connection (lab only)
+	vQTCP       variant = "qtunnel-tcp"
+	vQQUIC      variant = "qtunnel-quic"
 )
 
-var allVariants = []variant{vDirect, vStunnel, vQTCP, vQQUIC}
+// defaultVariants run unless -variants says otherwise. stunnel-bbr is
+// skipped on loopback, where nothing is lost and the congestion control
+// makes no difference.
+var defaultVariants = []variant{vDirect, vStunnel, vStunnelBBR, vQTCP, vQQUIC}
+
+// alt is a QUIC-mode variant run with another qtunnel binary or extra
+// flags (-compare), for before/after measurements in one run.
+type alt struct {
+	binary string
+	flags  []string
+}
+
+// parseCompare reads a -compare value: LABEL=BINARY[,FLAG...].
+func parseCompare(v string) (variant, alt, error) {
+	label, rest, ok := strings.Cut(v, "=")
+	if !ok || label == "" || rest == "" {
+		return "", alt{}, fmt.Errorf("-compare=%q: want LABEL=BINARY[,FLAG...], e.g. reno=bin/qtunnel,-congestion=reno", v)
+	}
+	parts := strings.Split(rest, ",")
+	bin, err := filepath.Abs(parts[0])
+	if err != nil {
+		return "", alt{}, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", alt{}, fmt.Errorf("-compare=%q: %w", v, err)
+	}
+	return variant("quic:" + label), alt{binary: bin, flags: parts[1:]}, nil
+}
+
+// tcpCongestion returns the kernel congestion control the variant's TCP
+// connections use across the emulated link.
+func (b binaries) tcpCongestion(v variant) string {
+	if v == vStunnelBBR {
+		return "bbr"
+	}
+	return b.tcpCC
+}
+
+// setTCPCongestion sets the default TCP congestion control of the lab's
+// client and server namespaces; sockets take it when they are made.
+func (e *env) setTCPCongestion(cc string) error {
+	if e.lab == nil || cc == "" {
+		return nil
+	}
+	for _, ns := range []string{e.lab.Client, e.lab.Server} {
+		if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control="+cc).CombinedOutput(); err != nil {
+			return fmt.Errorf("set TCP congestion control %s in %s: %v: %s", cc, ns, err, bytes.TrimSpace(out))
+		}
+	}
+	return nil
+}
 
 // path is a running variant in front of one backend port.
 type path struct {
@@ -314,17 +370,18 @@ func (e *env) openPath(v variant, backendPort int) (*path, error) {
 	case vDirect:
 		pa.entry = net.JoinHostPort(e.serverIP, strconv.Itoa(backendPort))
 		return pa, nil
-	case vStunnel:
+	case vStunnel, vStunnelBBR:
 		if pa.server, err = e.start(serverSide, e.bins.stunnel, e.stunnelConf("server", serverAddr, backend)); err != nil {
 			return nil, err
 		}
 		if err = e.waitTCP(serverSide, serverAddr, 10*time.Second); err == nil {
 			pa.client, err = e.startStunnelClient(entry, serverAddr)
 		}
-	case vQTCP, vQQUIC:
-		quic := fmt.Sprintf("-quic=%v", v == vQQUIC)
-		pa.server, err = e.start(serverSide, e.bins.qtunnel, "-listen="+serverAddr, "-backend="+backend,
-			"-secret-file="+e.secretFile(), quic, "-state-dir="+filepath.Join(e.dir, "state"), "-log-level=warn")
+	default:
+		bin, flags := e.qtunnelFor(v)
+		args := append([]string{"-listen=" + serverAddr, "-backend=" + backend, "-secret-file=" + e.secretFile(),
+			fmt.Sprintf("-quic=%v", v != vQTCP), "-state-dir=" + filepath.Join(e.dir, "state"), "-log-level=warn"}, flags...)
+		pa.server, err = e.start(serverSide, bin, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -342,8 +399,18 @@ func (e *env) openPath(v variant, backendPort int) (*path, error) {
 }
 
 func (e *env) startQTClient(v variant, entry, serverAddr string) (*proc, error) {
-	return e.start(clientSide, e.bins.qtunnel, "-listen="+entry, "-backend="+serverAddr, "-clientmode=true",
-		"-secret-file="+e.secretFile(), fmt.Sprintf("-quic=%v", v == vQQUIC), "-log-level=info")
+	bin, flags := e.qtunnelFor(v)
+	args := append([]string{"-listen=" + entry, "-backend=" + serverAddr, "-clientmode=true",
+		"-secret-file=" + e.secretFile(), fmt.Sprintf("-quic=%v", v != vQTCP), "-log-level=info"}, flags...)
+	return e.start(clientSide, bin, args...)
+}
+
+// qtunnelFor returns the binary and extra flags of a qtunnel variant.
+func (e *env) qtunnelFor(v variant) (string, []string) {
+	if a, ok := e.bins.alts[v]; ok {
+		return a.binary, a.flags
+	}
+	return e.bins.qtunnel, nil
 }
 
 func (e *env) startStunnelClient(entry, serverAddr string) (*proc, error) {

@@ -35,37 +35,85 @@ func main() {
 		return
 	}
 	envs := flag.String("envs", "loopback,"+strings.Join(lab.ProfileNames(), ","), "comma-separated environments: loopback and lab profiles")
-	variants := flag.String("variants", "", "comma-separated variants to run (default all: direct,stunnel,qtunnel-tcp,qtunnel-quic)")
+	variants := flag.String("variants", "", "comma-separated variants to run (default all: direct,stunnel,stunnel-bbr,qtunnel-tcp,qtunnel-quic)")
 	out := flag.String("out", "bench/results", "directory for the result files")
 	qtunnel := flag.String("qtunnel", "bin/qtunnel", "qtunnel binary to measure")
 	bulk := flag.Int("bulk-seconds", 8, "length of each iperf3 run")
 	tries := flag.Int("rr-tries", 200, "fresh connections per warm latency measurement")
 	cold := flag.Int("cold-tries", 20, "client restarts per cold latency measurement")
+	tcpCC := flag.String("tcp-cc", "cubic", "TCP congestion control in the lab namespaces for direct, stunnel and qtunnel-tcp (cubic is Linux's default; stunnel-bbr always uses bbr; empty = leave the kernel's default)")
+	repeat := flag.Int("repeat", 1, "run each measurement this many times, variants interleaved, and keep the median")
+	workloads := flag.String("workloads", "", "comma-separated workload groups (default all: "+strings.Join(workloadGroups, ",")+")")
+	var compare []string
+	flag.Func("compare", "add a QUIC-mode variant quic:LABEL run with another qtunnel binary and/or extra flags on both ends: `LABEL=BINARY[,FLAG...]` (repeatable), e.g. reno=bin/qtunnel,-congestion=reno", func(v string) error {
+		compare = append(compare, v)
+		return nil
+	})
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, `usage: qtbench [flags]   (root: it builds network namespaces)
+
+Runs the same workloads through direct TCP, stunnel, QTunnel TCP mode and
+QTunnel QUIC mode, on loopback and on emulated links, and writes
+bench/results/<date>.{json,md} and plots.
+
+  qtbench                                      # the whole suite (make bench)
+  qtbench -envs=loopback -variants=stunnel,qtunnel-quic -bulk-seconds=4
+  qtbench -envs=loopback,wan -variants=qtunnel-quic -compare=before=/tmp/qtunnel-old
+
+`)
+		flag.PrintDefaults()
+	}
 	flag.Parse()
-	if err := runSuite(*envs, *variants, *out, *qtunnel, *bulk, *tries, *cold); err != nil {
+	var groups []string
+	if *workloads != "" {
+		groups = strings.Split(*workloads, ",")
+		for _, g := range groups {
+			if !slices.Contains(workloadGroups, g) {
+				fmt.Fprintf(os.Stderr, "qtbench: -workloads: unknown group %q (want some of %s)\n", g, strings.Join(workloadGroups, ","))
+				os.Exit(2)
+			}
+		}
+	}
+	s := &suite{workloads: groups, repeat: *repeat, bulkSeconds: *bulk, rrTries: *tries, coldTries: *cold,
+		logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+	if err := s.run(*envs, *variants, compare, *tcpCC, *out, *qtunnel); err != nil {
 		fmt.Fprintln(os.Stderr, "qtbench:", err)
 		os.Exit(1)
 	}
 }
 
-func runSuite(envList, variantList, outDir, qtunnel string, bulkSeconds, rrTries, coldTries int) error {
+// run runs the suite on each environment and writes the report.
+func (s *suite) run(envList, variantList string, compare []string, tcpCC, outDir, qtunnel string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("the benchmark needs root (it builds network namespaces)")
+	}
+	variants := defaultVariants
+	if variantList != "" {
+		variants = nil
+		for _, v := range strings.Split(variantList, ",") {
+			if !slices.Contains(defaultVariants, variant(v)) {
+				return fmt.Errorf("-variants: unknown variant %q (want some of %v)", v, defaultVariants)
+			}
+			variants = append(variants, variant(v))
+		}
+	}
+	alts := map[variant]alt{}
+	for _, c := range compare {
+		v, a, err := parseCompare(c)
+		if err != nil {
+			return err
+		}
+		alts[v] = a
+		variants = append(variants, v)
 	}
 	bins, err := findBinaries(qtunnel)
 	if err != nil {
 		return err
 	}
-	if variantList != "" {
-		allVariants = nil
-		for _, v := range strings.Split(variantList, ",") {
-			allVariants = append(allVariants, variant(v))
-		}
-	}
+	bins.tcpCC, bins.alts = tcpCC, alts
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := &suite{bulkSeconds: bulkSeconds, rrTries: rrTries, coldTries: coldTries,
-		logf: func(f string, a ...any) { fmt.Printf(f+"\n", a...) }}
+	s.variants = variants
 	started := time.Now()
 	for _, name := range strings.Split(envList, ",") {
 		if ctx.Err() != nil {
@@ -97,8 +145,9 @@ func runSuite(envList, variantList, outDir, qtunnel string, bulkSeconds, rrTries
 	}
 	rep := report{
 		Date: started.UTC().Format(time.RFC3339), Seconds: time.Since(started).Seconds(),
-		Machine: machine(), Commit: gitCommit(), Results: s.results,
-		Settings: map[string]int{"bulk_seconds": bulkSeconds, "rr_tries": rrTries, "cold_tries": coldTries},
+		Machine: machine(), Commit: gitCommit(), Results: aggregate(s.results),
+		Settings:         map[string]int{"bulk_seconds": s.bulkSeconds, "rr_tries": s.rrTries, "cold_tries": s.coldTries, "repeat": max(1, s.repeat)},
+		LabTCPCongestion: tcpCC, Compare: compare,
 	}
 	for _, n := range lab.ProfileNames() {
 		rep.Profiles = append(rep.Profiles, lab.Profiles[n].String())
@@ -206,8 +255,12 @@ type report struct {
 	Commit   string            `json:"commit"`
 	Machine  map[string]string `json:"machine"`
 	Settings map[string]int    `json:"settings"`
-	Profiles []string          `json:"profiles"`
-	Results  []Result          `json:"results"`
+	// LabTCPCongestion is the TCP congestion control of direct, stunnel
+	// and qtunnel-tcp on the emulated links; Compare the -compare values.
+	LabTCPCongestion string   `json:"lab_tcp_congestion"`
+	Compare          []string `json:"compare,omitempty"`
+	Profiles         []string `json:"profiles"`
+	Results          []Result `json:"results"`
 }
 
 func (r report) write(dir string) error {

@@ -60,12 +60,43 @@ var workloadTitles = []struct{ id, title, note string }{
 	{"idle-mem", "Memory per idle tunneled connection (KiB, client + server; idle client RSS in brackets)", "qtbench worker hold -n 1000: RSS growth with 1000 open, silent connections"},
 }
 
+// ratioColumn is a column of the ratio of two variants' figures.
+type ratioColumn struct{ num, den variant }
+
+func (c ratioColumn) title() string { return fmt.Sprintf("%s / %s", c.num, c.den) }
+
+// ratioColumns lists the ratios worth a column: QUIC mode against each
+// stunnel, and each -compare variant against QUIC mode.
+func (r report) ratioColumns() []ratioColumn {
+	vs := r.variants()
+	var out []ratioColumn
+	for _, den := range []variant{vStunnel, vStunnelBBR} {
+		if slices.Contains(vs, vQQUIC) && slices.Contains(vs, den) {
+			out = append(out, ratioColumn{vQQUIC, den})
+		}
+	}
+	for _, v := range vs {
+		if strings.HasPrefix(string(v), "quic:") && slices.Contains(vs, vQQUIC) {
+			out = append(out, ratioColumn{v, vQQUIC})
+		}
+	}
+	return out
+}
+
 func (r report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Benchmark run %s\n\n", r.Date)
-	fmt.Fprintf(&b, "Commit `%s`; %s CPUs (%s), kernel %s (TCP congestion control: %s), %s; %s; %s. Suite took %.0f s. Settings: %v.\n\n",
-		r.Commit, r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["tcp_cc"], r.Machine["go"], r.Machine["iperf3"], r.Machine["stunnel"], r.Seconds, r.Settings)
+	cc := r.LabTCPCongestion
+	if cc == "" {
+		cc = "the kernel's default"
+	}
+	fmt.Fprintf(&b, "Commit `%s`; %s CPUs (%s), kernel %s, %s; %s; %s. TCP congestion control: %s on the host (loopback), %s on the emulated links (stunnel-bbr: bbr). Suite took %.0f s. Settings: %v.\n\n",
+		r.Commit, r.Machine["cpus"], r.Machine["cpu"], r.Machine["kernel"], r.Machine["go"], r.Machine["iperf3"], r.Machine["stunnel"], r.Machine["tcp_cc"], cc, r.Seconds, r.Settings)
+	if len(r.Compare) > 0 {
+		fmt.Fprintf(&b, "Compared variants (`-compare`): %s.\n\n", strings.Join(r.Compare, "; "))
+	}
 	vs := r.variants()
+	ratios := r.ratioColumns()
 	for _, w := range workloadTitles {
 		if !r.has(w.id) {
 			continue
@@ -74,15 +105,20 @@ func (r report) markdown() string {
 		for _, v := range vs {
 			fmt.Fprintf(&b, " %s |", v)
 		}
-		ratio := w.id == "bulk-1" || w.id == "bulk-8" || strings.HasPrefix(w.id, "rr")
-		if ratio {
-			b.WriteString(" quic / stunnel |")
+		withRatios := w.id == "bulk-1" || w.id == "bulk-8" || strings.HasPrefix(w.id, "rr")
+		cols := 0
+		if withRatios {
+			for _, c := range ratios {
+				fmt.Fprintf(&b, " %s |", c.title())
+			}
+			cols = len(ratios)
+			if strings.HasPrefix(w.id, "rr") {
+				b.WriteString(" quic / RTT |")
+				cols++
+			}
 		}
 		b.WriteString("\n|---|")
-		for range vs {
-			b.WriteString("---:|")
-		}
-		if ratio {
+		for range len(vs) + cols {
 			b.WriteString("---:|")
 		}
 		b.WriteString("\n")
@@ -98,13 +134,23 @@ func (r report) markdown() string {
 				any = true
 				row += " " + cell(x) + " |"
 			}
-			if ratio {
-				q, ok1 := r.lookup(env, vQQUIC, w.id)
-				st, ok2 := r.lookup(env, vStunnel, w.id)
-				if ok1 && ok2 && st.Value > 0 {
-					row += fmt.Sprintf(" %.2f× |", q.Value/st.Value)
-				} else {
-					row += " – |"
+			if withRatios {
+				for _, c := range ratios {
+					n, ok1 := r.lookup(env, c.num, w.id)
+					d, ok2 := r.lookup(env, c.den, w.id)
+					if ok1 && ok2 && d.Value > 0 {
+						row += fmt.Sprintf(" %.2f× |", n.Value/d.Value)
+					} else {
+						row += " – |"
+					}
+				}
+				if strings.HasPrefix(w.id, "rr") {
+					q, ok := r.lookup(env, vQQUIC, w.id)
+					if rtt := q.Extra["rtt_ms"]; ok && rtt > 0 {
+						row += fmt.Sprintf(" %.2f× |", q.Value/rtt)
+					} else {
+						row += " – |"
+					}
 				}
 			}
 			if any {
@@ -146,10 +192,19 @@ func cell(x Result) string {
 }
 
 var variantColors = map[variant]color.Color{
-	vDirect:  color.RGBA{150, 150, 150, 255},
-	vStunnel: color.RGBA{228, 120, 51, 255},
-	vQTCP:    color.RGBA{90, 140, 200, 255},
-	vQQUIC:   color.RGBA{40, 160, 90, 255},
+	vDirect:     color.RGBA{150, 150, 150, 255},
+	vStunnel:    color.RGBA{228, 120, 51, 255},
+	vStunnelBBR: color.RGBA{180, 70, 40, 255},
+	vQTCP:       color.RGBA{90, 140, 200, 255},
+	vQQUIC:      color.RGBA{40, 160, 90, 255},
+}
+
+// colorOf gives -compare variants shades of QUIC mode's green.
+func colorOf(v variant, i int) color.Color {
+	if c, ok := variantColors[v]; ok {
+		return c
+	}
+	return color.RGBA{uint8(20 + 40*(i%4)), 110, uint8(60 + 50*(i%3)), 255}
 }
 
 // plots draws grouped bar charts and returns the files written.
@@ -192,7 +247,7 @@ func (r report) plots(base string) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			bars.Color = variantColors[v]
+			bars.Color = colorOf(v, i)
 			bars.LineStyle.Width = 0
 			bars.Offset = w * vg.Length(float64(i)-float64(len(vs)-1)/2)
 			p.Add(bars)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +28,9 @@ type Result struct {
 
 // suite holds what to run and collects results.
 type suite struct {
+	variants    []variant
+	workloads   []string // workload groups to run; all if empty
+	repeat      int      // runs of each measurement; the median is kept
 	bulkSeconds int
 	rrTries     int
 	coldTries   int
@@ -55,25 +61,96 @@ func (s *suite) runEnv(ctx context.Context, e *env) error {
 		}
 	}
 	slow := e.profile != nil && e.profile.RTT >= 100*time.Millisecond
-	for _, v := range allVariants {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		s.bulk(ctx, e, v, 1)
-		s.bulk(ctx, e, v, 8)
-		if e.name == "loopback" && v != vDirect {
-			s.idleMemory(ctx, e, v)
-		}
-		if !slow {
-			s.manyConns(ctx, e, v)
-			s.latency(ctx, e, v)
-			s.cold(ctx, e, v)
-		}
-		if e.name == "lossy" {
-			s.headOfLine(ctx, e, v)
+	// Repeats interleave the variants, so that a slow spell of the machine
+	// touches all of them alike; aggregate then keeps each median.
+	for range max(1, s.repeat) {
+		for _, v := range s.variants {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if v == vStunnelBBR && e.lab == nil {
+				continue
+			}
+			if err := e.setTCPCongestion(e.bins.tcpCongestion(v)); err != nil {
+				return err
+			}
+			if s.wants("bulk") {
+				s.bulk(ctx, e, v, 1)
+				s.bulk(ctx, e, v, 8)
+			}
+			if e.name == "loopback" && v != vDirect && s.wants("mem") {
+				s.idleMemory(ctx, e, v)
+			}
+			if !slow {
+				if s.wants("conns") {
+					s.manyConns(ctx, e, v)
+				}
+				if s.wants("rr") {
+					s.latency(ctx, e, v)
+				}
+				if s.wants("cold") {
+					s.cold(ctx, e, v)
+				}
+			}
+			if e.name == "lossy" && s.wants("hol") {
+				s.headOfLine(ctx, e, v)
+			}
 		}
 	}
 	return nil
+}
+
+// workloadGroups are the names -workloads takes.
+var workloadGroups = []string{"bulk", "mem", "conns", "rr", "cold", "hol"}
+
+func (s *suite) wants(group string) bool {
+	return len(s.workloads) == 0 || slices.Contains(s.workloads, group)
+}
+
+// aggregate folds repeated results of one env, variant and workload into
+// one: the run with the median value, with the spread in its extras.
+func aggregate(results []Result) []Result {
+	type key struct {
+		env      string
+		v        variant
+		workload string
+	}
+	groups := map[key][]Result{}
+	var order []key
+	for _, r := range results {
+		k := key{r.Env, r.Variant, r.Workload}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r)
+	}
+	out := make([]Result, 0, len(order))
+	for _, k := range order {
+		g := groups[k]
+		var ok []Result
+		for _, r := range g {
+			if r.Error == "" {
+				ok = append(ok, r)
+			}
+		}
+		if len(ok) == 0 {
+			out = append(out, g[0])
+			continue
+		}
+		slices.SortFunc(ok, func(a, b Result) int { return cmp.Compare(a.Value, b.Value) })
+		m := ok[len(ok)/2]
+		if len(g) > 1 {
+			m.Extra = maps.Clone(m.Extra)
+			if m.Extra == nil {
+				m.Extra = map[string]float64{}
+			}
+			m.Extra["runs"] = float64(len(ok))
+			m.Extra["min"] = ok[0].Value
+			m.Extra["max"] = ok[len(ok)-1].Value
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // iperfResult is the part of iperf3's JSON output we read.
@@ -103,6 +180,12 @@ func (s *suite) bulk(ctx context.Context, e *env, v variant, streams int) {
 	cctx, cancel := context.WithTimeout(ctx, time.Duration(s.bulkSeconds+60)*time.Second)
 	defer cancel()
 	out, err := e.output(cctx, clientSide, e.bins.iperf3, args...)
+	for try := 1; try < 4 && err != nil && (strings.Contains(err.Error(), "unable to connect") || strings.Contains(err.Error(), "control socket has closed")) && cctx.Err() == nil; try++ {
+		// iperf3's server takes a moment to listen again after a test.
+		time.Sleep(time.Duration(try) * 500 * time.Millisecond)
+		c0, s0 = pa.cpu()
+		out, err = e.output(cctx, clientSide, e.bins.iperf3, args...)
+	}
 	c1, s1 := pa.cpu()
 	var ir iperfResult
 	if err == nil {
@@ -198,7 +281,7 @@ func (s *suite) cold(ctx context.Context, e *env, v variant) {
 		if pa.client != nil {
 			pa.client.stop()
 			switch v {
-			case vStunnel:
+			case vStunnel, vStunnelBBR:
 				pa.client, err = e.startStunnelClient(pa.entry, serverAddr)
 			default:
 				pa.client, err = e.startQTClient(v, pa.entry, serverAddr)
