@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -317,6 +318,33 @@ func (b binaries) tcpCongestion(v variant) string {
 		return "bbr"
 	}
 	return b.tcpCC
+}
+
+// allowTCPCongestion makes the named algorithms settable as a namespace's
+// default: outside the host's namespace Linux allows only those listed in
+// net.ipv4.tcp_allowed_congestion_control (a host-wide list). It returns a
+// function that restores the list.
+func allowTCPCongestion(names ...string) (restore func(), err error) {
+	const path = "/proc/sys/net/ipv4/tcp_allowed_congestion_control"
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return func() {}, err
+	}
+	list := strings.Fields(string(old))
+	added := false
+	for _, n := range names {
+		if n != "" && !slices.Contains(list, n) {
+			list = append(list, n)
+			added = true
+		}
+	}
+	if !added {
+		return func() {}, nil
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(list, " ")), 0o644); err != nil {
+		return func() {}, fmt.Errorf("allow TCP congestion control %v: %w", names, err)
+	}
+	return func() { _ = os.WriteFile(path, bytes.TrimSpace(old), 0o644) }, nil
 }
 
 // setTCPCongestion sets the default TCP congestion control of the lab's

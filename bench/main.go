@@ -111,6 +111,11 @@ func (s *suite) run(envList, variantList string, compare []string, tcpCC, outDir
 		return err
 	}
 	bins.tcpCC, bins.alts = tcpCC, alts
+	restoreCC, err := allowTCPCongestion(tcpCC, "bbr")
+	if err != nil {
+		return err
+	}
+	defer restoreCC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s.variants = variants

@@ -88,7 +88,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, let open connections finish for this `long`")
 	fs.IntVar(&o.poolSize, "pool", 4, "client, TCP mode: `number` of connections kept ready")
-	fs.StringVar(&o.congestion, "congestion", "bbr", "QUIC congestion control for what this side sends: `bbr` (keeps long, lossy links full) or reno (quic-go's default)")
+	fs.StringVar(&o.congestion, "congestion", "bbr", "congestion control for what this side sends: `bbr` (keeps long, lossy links full; in TCP mode the kernel's BBR where it has it) or reno (quic-go's NewReno; in TCP mode the kernel's default)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback `address`, for diagnosing performance")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs

@@ -38,8 +38,8 @@ type DialerConfig struct {
 	// NAT mappings and notice a dead path. Default 10 s, below the 30 s
 	// after which many NATs forget a UDP mapping.
 	KeepAlive time.Duration
-	// Congestion (QUIC only) is the controller for what the client sends.
-	// Default CongestionBBR.
+	// Congestion is the controller for what the client sends (in TCP mode,
+	// the kernel's, asked for per connection). Default CongestionBBR.
 	Congestion Congestion
 	// PoolSize (TCP only) is how many authenticated TLS connections are kept
 	// ready so that a new stream does not wait for TCP, TLS and the proofs.
@@ -112,8 +112,8 @@ type ServerConfig struct {
 	// IdleTimeout (TCP only) closes an authenticated connection on which no
 	// stream starts within this time (a client's pooled spare). Default 5 min.
 	IdleTimeout time.Duration
-	// Congestion (QUIC only) is the controller for what the server sends.
-	// Default CongestionBBR.
+	// Congestion is the controller for what the server sends (in TCP mode,
+	// the kernel's, asked for per connection). Default CongestionBBR.
 	Congestion Congestion
 	// MaxPeers bounds concurrent connections: QUIC connections, or TLS/TCP
 	// connections (one per stream). Default 1024 for QUIC, 8192 for TCP.

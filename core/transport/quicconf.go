@@ -31,16 +31,21 @@ const (
 	quicMaxConnWindow   = 32 << 20
 )
 
-// Congestion names the congestion controller for QUIC data a side sends.
+// Congestion names the congestion controller for the data a side sends.
+// In QUIC mode it picks quic-go's controller; in TCP mode it asks the kernel
+// for the matching TCP congestion control on the tunnel's connections.
 type Congestion string
 
-// Congestion controllers (QUIC only; TCP uses the kernel's).
+// Congestion controllers.
 const (
 	// CongestionBBR paces at the measured bottleneck bandwidth and does not
 	// take random loss for congestion: on long, lossy links it keeps the
 	// pipe full where Reno collapses (docs/performance.md). The default.
+	// In TCP mode the kernel's BBR, where it has it (Linux 4.9+); the
+	// kernel's default otherwise.
 	CongestionBBR Congestion = "bbr"
-	// CongestionReno is quic-go's stock NewReno.
+	// CongestionReno is quic-go's stock NewReno; in TCP mode, the kernel's
+	// default congestion control (cubic on Linux).
 	CongestionReno Congestion = "reno"
 )
 
@@ -53,6 +58,15 @@ func ParseCongestion(s string) (Congestion, error) {
 		return CongestionReno, nil
 	}
 	return "", fmt.Errorf("congestion control %q: want bbr or reno", s)
+}
+
+// tcp returns the kernel TCP congestion control to ask for, "" for the
+// kernel's default.
+func (c Congestion) tcp() string {
+	if c == CongestionReno {
+		return ""
+	}
+	return "bbr"
 }
 
 func (c Congestion) quic() quic.CongestionControl {

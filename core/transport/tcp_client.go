@@ -23,6 +23,7 @@ type TCPDialer struct {
 	cfg     DialerConfig
 	refill  chan struct{}
 	watches sync.WaitGroup
+	ccNote  ccNote
 
 	mu       sync.Mutex
 	idle     []*pooledConn // oldest first
@@ -242,6 +243,9 @@ func (d *TCPDialer) dial(ctx context.Context) (*pooledConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
 	dialer := net.Dialer{KeepAlive: 15 * time.Second}
+	if cc := d.cfg.Congestion.tcp(); cc != "" {
+		dialer.Control = tcpCongestionControl(cc, d.ccNote.note(d.cfg.Logger, cc))
+	}
 	raw, err := dialer.DialContext(ctx, "tcp", d.cfg.Server)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", d.cfg.Server, err)

@@ -34,7 +34,13 @@ func ListenTCP(cfg ServerConfig) (*TCPServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", c.Listen)
+	var lc net.ListenConfig
+	var note ccNote
+	if cc := c.Congestion.tcp(); cc != "" {
+		// Accepted connections inherit the listener's choice.
+		lc.Control = tcpCongestionControl(cc, note.note(c.Logger, cc))
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", c.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on TCP %s: %w", c.Listen, err)
 	}
