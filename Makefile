@@ -26,6 +26,8 @@ staticcheck:
 
 unit: ## go test -race on every package (end-to-end tests included), and the quic-go fork's controller
 	$(GO) test -race -count=1 -timeout 8m ./...
+	@# the loopback throughput regression check: a ratio, built without -race
+	$(GO) test -count=1 -run '^TestLoopbackThroughputRatio$$' -v ./core/tunnel/
 	cd third_party/quic-go && $(GO) test -race -count=1 ./internal/congestion/
 
 lint: vet staticcheck ## gofmt, go vet, staticcheck
