@@ -407,8 +407,9 @@ func (e *env) openPath(v variant, backendPort int) (*path, error) {
 		}
 	default:
 		bin, flags := e.qtunnelFor(v)
+		crt, key, _ := e.qtunnelCert()
 		args := append([]string{"-listen=" + serverAddr, "-backend=" + backend, "-secret-file=" + e.secretFile(),
-			fmt.Sprintf("-quic=%v", v != vQTCP), "-state-dir=" + filepath.Join(e.dir, "state"), "-log-level=warn"}, flags...)
+			fmt.Sprintf("-quic=%v", v != vQTCP), "-cert-file=" + crt, "-key-file=" + key, "-log-level=warn"}, flags...)
 		pa.server, err = e.start(serverSide, bin, args...)
 		if err != nil {
 			return nil, err
@@ -428,9 +429,29 @@ func (e *env) openPath(v variant, backendPort int) (*path, error) {
 
 func (e *env) startQTClient(v variant, entry, serverAddr string) (*proc, error) {
 	bin, flags := e.qtunnelFor(v)
+	_, _, pin := e.qtunnelCert()
 	args := append([]string{"-listen=" + entry, "-backend=" + serverAddr, "-clientmode=true",
-		"-secret-file=" + e.secretFile(), fmt.Sprintf("-quic=%v", v != vQTCP), "-log-level=info"}, flags...)
+		"-secret-file=" + e.secretFile(), fmt.Sprintf("-quic=%v", v != vQTCP), "-pin=" + pin, "-log-level=info"}, flags...)
 	return e.start(clientSide, bin, args...)
+}
+
+// qtunnelCert returns the qtunnel server's certificate and key files,
+// made once per environment, and the pin clients check it with: the setup
+// the README recommends (-pin), under which a QUIC client also sends its
+// first streams without waiting for the server's proof of the secret.
+func (e *env) qtunnelCert() (crt, key, pin string) {
+	crt, key = filepath.Join(e.dir, "qtunnel.crt"), filepath.Join(e.dir, "qtunnel.key")
+	if _, err := os.Stat(crt); err != nil {
+		c, k, _ := cert.Generate([]string{"localhost"})
+		_ = os.WriteFile(crt, c, 0o644)
+		_ = os.WriteFile(key, k, 0o600)
+	}
+	pemBytes, _ := os.ReadFile(crt)
+	der, err := cert.PEMToDER(pemBytes)
+	if err != nil {
+		return crt, key, ""
+	}
+	return crt, key, cert.FingerprintOf(der).String()
 }
 
 // qtunnelFor returns the binary and extra flags of a qtunnel variant.

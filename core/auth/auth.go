@@ -86,11 +86,27 @@ func ServerProof(s secret.Secret, exporter []byte) [proto.ProofSize]byte {
 // exporter value is given. It returns nil only when the server has proved
 // the secret.
 func Client(rw io.ReadWriter, s secret.Secret, exporter []byte) error {
+	if err := SendClientProof(rw, s, exporter); err != nil {
+		return err
+	}
+	return CheckServerAnswer(rw, s, exporter)
+}
+
+// SendClientProof sends the client's half of Client. A client that may send
+// before the answer arrives (its TLS session already authenticates the
+// server) calls CheckServerAnswer later.
+func SendClientProof(w io.Writer, s secret.Secret, exporter []byte) error {
 	req := proto.AuthRequest{Proof: ClientProof(s, exporter)}
-	if _, err := rw.Write(proto.AppendAuthRequest(nil, req)); err != nil {
+	if _, err := w.Write(proto.AppendAuthRequest(nil, req)); err != nil {
 		return fmt.Errorf("send proof: %w", err)
 	}
-	resp, err := proto.ReadAuthResponse(rw)
+	return nil
+}
+
+// CheckServerAnswer reads the server's answer to the client's proof and
+// returns nil only when the server accepted it and proved the secret.
+func CheckServerAnswer(r io.Reader, s secret.Secret, exporter []byte) error {
+	resp, err := proto.ReadAuthResponse(r)
 	if err != nil {
 		return fmt.Errorf("read server's answer: %w", err)
 	}

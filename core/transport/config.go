@@ -19,6 +19,13 @@ type DialerConfig struct {
 	TLS *tls.Config
 	// Secret is the shared secret; required.
 	Secret secret.Secret
+	// CertVerified says that TLS verifies the server's certificate (a pin
+	// or a CA), so that only the real server can read what the client
+	// sends. A QUIC client then sends its first streams right behind its
+	// proof of the secret instead of waiting a round trip for the server's
+	// proof, which it still checks: a server that fails it is disconnected.
+	// Without it, nothing is sent before the server has proved the secret.
+	CertVerified bool
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// ConnectWait bounds how long Open waits for a connection while the

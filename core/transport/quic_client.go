@@ -65,8 +65,12 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 		failures++
 		d.noteFailure(err, failures)
 	}
+	// After a pipelined connection failed the server's proof, the next
+	// attempts wait for it, so that a wrong secret surfaces as the
+	// configuration error it is rather than as dropped connections.
+	pipeline := d.cfg.CertVerified
 	for ctx.Err() == nil {
-		conn, err := d.connect(ctx, tr, onFail)
+		conn, verified, err := d.connect(ctx, tr, pipeline, onFail)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -81,13 +85,36 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 		d.setState(StateConnected, conn, nil)
 		d.cfg.Logger.Info("connected to server", "server", d.cfg.Server, "transport", "quic",
 			"rtt", conn.ConnectionStats().SmoothedRTT.Round(time.Microsecond), "gso", conn.ConnectionState().GSO)
-		select {
-		case <-conn.Context().Done():
-			cause := context.Cause(conn.Context())
-			d.cfg.Logger.Warn("connection to server lost; reconnecting", "server", d.cfg.Server, "cause", describeQUICError(cause))
-			d.setState(StateConnecting, nil, cause)
-		case <-ctx.Done():
-			_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeClientShutdown), "client shutting down")
+		for waiting := true; waiting; {
+			select {
+			case err := <-verified:
+				verified = nil // a nil channel is never ready: wait on for the rest
+				if err == nil {
+					continue
+				}
+				_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
+				d.setState(StateConnecting, nil, nil)
+				onFail(err)
+				pipeline = false
+			case <-conn.Context().Done():
+				if verified != nil {
+					// Closed before the server's proof arrived: the server
+					// may have closed it over our proof. The check ends now
+					// that the connection has, and says which.
+					if err := <-verified; err != nil {
+						d.setState(StateConnecting, nil, nil)
+						onFail(err)
+						pipeline = false
+						break
+					}
+				}
+				cause := context.Cause(conn.Context())
+				d.cfg.Logger.Warn("connection to server lost; reconnecting", "server", d.cfg.Server, "cause", describeQUICError(cause))
+				d.setState(StateConnecting, nil, cause)
+			case <-ctx.Done():
+				_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeClientShutdown), "client shutting down")
+			}
+			waiting = false
 		}
 	}
 	return nil
@@ -101,12 +128,13 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 // link still gets the full HandshakeTimeout to finish. Every failed attempt
 // is reported to onFail; connect gives up (for the caller's backoff) when no
 // attempt is pending or the failure is one retrying cannot fix.
-func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, onFail func(error)) (*quic.Conn, error) {
+func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, pipeline bool, onFail func(error)) (*quic.Conn, <-chan error, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	type result struct {
-		conn *quic.Conn
-		err  error
+		conn     *quic.Conn
+		verified <-chan error
+		err      error
 	}
 	results := make(chan result)
 	pending := 0
@@ -126,8 +154,8 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, onFail 
 			if pending < maxParallelAttempts {
 				pending++
 				go func() {
-					c, err := d.attempt(ctx, tr)
-					results <- result{c, err}
+					c, v, err := d.attempt(ctx, tr, pipeline)
+					results <- result{c, v, err}
 				}()
 			}
 			next.Reset(stagger)
@@ -136,7 +164,7 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, onFail 
 			if r.err == nil {
 				cancel()
 				drain()
-				return r.conn, nil
+				return r.conn, r.verified, nil
 			}
 			if parent.Err() == nil {
 				onFail(r.err)
@@ -144,12 +172,12 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, onFail 
 			if pending == 0 || IsConfigError(r.err) {
 				cancel()
 				drain()
-				return nil, r.err
+				return nil, nil, r.err
 			}
 		case <-parent.Done():
 			cancel()
 			drain()
-			return nil, parent.Err()
+			return nil, nil, parent.Err()
 		}
 	}
 }
@@ -161,49 +189,72 @@ func (d *QUICDialer) staggerInterval() time.Duration {
 	return max(time.Second, 3*rtt)
 }
 
-// attempt dials once and proves the secret.
-func (d *QUICDialer) attempt(ctx context.Context, tr *quic.Transport) (*quic.Conn, error) {
+// attempt dials once and proves the secret. Pipelined, it returns once
+// the client's proof is sent, with a channel that later yields the outcome
+// of checking the server's proof; otherwise it returns after that check and
+// the channel is nil.
+func (d *QUICDialer) attempt(ctx context.Context, tr *quic.Transport, pipeline bool) (*quic.Conn, <-chan error, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
 	addr, err := resolveUDP(ctx, d.cfg.Server)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	conn, err := tr.Dial(ctx, addr, d.cfg.TLS, d.qconf)
 	if err != nil {
-		return nil, fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
+		return nil, nil, fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
 	}
-	if err := clientAuth(ctx, conn, d); err != nil {
+	fail := func(err error) (*quic.Conn, <-chan error, error) {
 		_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
-		return nil, err
+		return nil, nil, err
 	}
-	return conn, nil
-}
-
-func clientAuth(ctx context.Context, conn *quic.Conn, d *QUICDialer) error {
 	ekm, err := auth.Exporter(conn.ConnectionState().TLS)
 	if err != nil {
-		return err
+		return fail(err)
 	}
+	// The control stream is the connection's first: the server reads the
+	// proof from it before it accepts any other stream.
 	ctrl, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return fmt.Errorf("open control stream: %w", err)
+		return fail(fmt.Errorf("open control stream: %w", err))
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = ctrl.SetDeadline(dl)
+	if err := auth.SendClientProof(ctrl, d.cfg.Secret, ekm); err != nil {
+		return fail(d.authError(err))
 	}
-	err = auth.Client(ctrl, d.cfg.Secret, ekm)
-	if err != nil {
-		var ae *quic.ApplicationError
-		if errors.As(err, &ae) && ae.Remote && uint64(ae.ErrorCode) == proto.CodeAuthFailed {
-			return auth.ErrRejected
+	deadline := time.Now().Add(d.cfg.HandshakeTimeout)
+	if !pipeline {
+		_ = ctrl.SetReadDeadline(deadline)
+		if err := auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm); err != nil {
+			return fail(d.authError(err))
 		}
-		return fmt.Errorf("authenticate with %s: %w", d.cfg.Server, err)
+		_ = ctrl.SetReadDeadline(time.Time{})
+		return conn, nil, nil
 	}
-	// The control stream stays open for the connection's life, reserved for
-	// control messages; nothing more is sent on it now.
-	_ = ctrl.SetDeadline(time.Time{})
-	return nil
+	verified := make(chan error, 1)
+	go func() {
+		// Ends with the answer, the deadline, or the connection.
+		_ = ctrl.SetReadDeadline(deadline)
+		err := auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm)
+		if err == nil {
+			_ = ctrl.SetReadDeadline(time.Time{})
+		} else {
+			err = d.authError(err)
+		}
+		verified <- err
+	}()
+	return conn, verified, nil
+}
+
+// authError names what went wrong in the proofs' exchange.
+func (d *QUICDialer) authError(err error) error {
+	var ae *quic.ApplicationError
+	switch {
+	case errors.As(err, &ae) && ae.Remote && uint64(ae.ErrorCode) == proto.CodeAuthFailed:
+		return auth.ErrRejected
+	case errors.Is(err, auth.ErrRejected), errors.Is(err, auth.ErrServerProof):
+		return err
+	}
+	return fmt.Errorf("authenticate with %s: %w", d.cfg.Server, err)
 }
 
 // Open implements Dialer.

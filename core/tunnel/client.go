@@ -102,6 +102,7 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	dc := cfg.Dialer
 	dc.Server, dc.TLS, dc.Secret, dc.Logger = cfg.Server, tlsConf, cfg.Secret, cfg.Logger
+	dc.CertVerified = cfg.Trust.Pin != nil || cfg.Trust.CA
 	var dialer transport.Dialer
 	switch cfg.Transport {
 	case TransportQUIC:

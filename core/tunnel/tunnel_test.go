@@ -69,6 +69,7 @@ type pair struct {
 type pairOptions struct {
 	clientSecret string
 	drain        time.Duration
+	pin          bool // the client pins the server's certificate
 }
 
 const testSecret = "correct horse battery staple, but much longer 1234567890"
@@ -80,12 +81,21 @@ func startPair(t *testing.T, tr tunnel.Transport, backend string, o pairOptions)
 		o.clientSecret = testSecret
 	}
 	p := &pair{serverLog: &logBuffer{}, clientLog: &logBuffer{}}
+	serverCert := testCert(t)
+	var trust transport.Trust
+	if o.pin {
+		fp, err := cert.LeafFingerprint(serverCert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust.Pin = &fp
+	}
 	sctx, scancel := context.WithCancel(context.Background())
 	srv, err := tunnel.StartServer(sctx, tunnel.ServerConfig{
 		Listen:       "127.0.0.1:0",
 		Backend:      backend,
 		Transport:    tr,
-		Certificate:  testCert(t),
+		Certificate:  serverCert,
 		Secrets:      []secret.Secret{mustSecret(t, testSecret)},
 		Logger:       p.serverLog.logger(),
 		DrainTimeout: o.drain,
@@ -100,6 +110,7 @@ func startPair(t *testing.T, tr tunnel.Transport, backend string, o pairOptions)
 		Server:       srv.Addr().String(),
 		Transport:    tr,
 		Secret:       mustSecret(t, o.clientSecret),
+		Trust:        trust,
 		Logger:       p.clientLog.logger(),
 		DrainTimeout: o.drain,
 		Dialer:       transport.DialerConfig{ConnectWait: 2 * time.Second},
@@ -127,11 +138,30 @@ func startPair(t *testing.T, tr tunnel.Transport, backend string, o pairOptions)
 	return p
 }
 
-func TestConcurrentEcho(t *testing.T) {
+// pairCase is a transport, with or without a pinned server certificate.
+type pairCase struct {
+	name string
+	tr   tunnel.Transport
+	pin  bool
+}
+
+// pinnedOrNot lists each transport with and without a pinned server
+// certificate: with a pin, a QUIC client sends its first streams without
+// waiting for the server's proof (transport.DialerConfig.CertVerified).
+func pinnedOrNot() []pairCase {
+	var out []pairCase
 	for _, tr := range transports {
-		t.Run(string(tr), func(t *testing.T) {
+		out = append(out, pairCase{string(tr), tr, false}, pairCase{string(tr) + "-pinned", tr, true})
+	}
+	return out
+}
+
+func TestConcurrentEcho(t *testing.T) {
+	for _, tc := range pinnedOrNot() {
+		tr := tc.tr
+		t.Run(tc.name, func(t *testing.T) {
 			backend := testutil.StartEchoBackend(t)
-			p := startPair(t, tr, backend.Addr(), pairOptions{})
+			p := startPair(t, tr, backend.Addr(), pairOptions{pin: tc.pin})
 			if err := testutil.ConcurrentEcho(p.client.Addr().String(), 32, 256<<10); err != nil {
 				t.Fatal(err)
 			}
@@ -240,10 +270,10 @@ func readClosed(t *testing.T, c net.Conn) (time.Duration, []byte, error) {
 }
 
 func TestWrongSecretCarriesNothing(t *testing.T) {
-	for _, tr := range transports {
-		t.Run(string(tr), func(t *testing.T) {
+	for _, tc := range pinnedOrNot() {
+		t.Run(tc.name, func(t *testing.T) {
 			backend := testutil.StartEchoBackend(t)
-			p := startPair(t, tr, backend.Addr(), pairOptions{clientSecret: "a different secret that is also long enough 42"})
+			p := startPair(t, tc.tr, backend.Addr(), pairOptions{clientSecret: "a different secret that is also long enough 42", pin: tc.pin})
 			// The client may reset a connection so soon after accepting it
 			// that connect itself fails: nothing carried either way.
 			var elapsed time.Duration
