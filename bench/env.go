@@ -431,7 +431,8 @@ func (e *env) startQTClient(v variant, entry, serverAddr string) (*proc, error) 
 	bin, flags := e.qtunnelFor(v)
 	_, _, pin := e.qtunnelCert()
 	args := append([]string{"-listen=" + entry, "-backend=" + serverAddr, "-clientmode=true",
-		"-secret-file=" + e.secretFile(), fmt.Sprintf("-quic=%v", v != vQTCP), "-pin=" + pin, "-log-level=info"}, flags...)
+		"-secret-file=" + e.secretFile(), fmt.Sprintf("-quic=%v", v != vQTCP), "-pin=" + pin,
+		"-state-dir=" + filepath.Join(e.dir, "client-state-"+string(v)), "-log-level=info"}, flags...)
 	return e.start(clientSide, bin, args...)
 }
 

@@ -59,7 +59,10 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 	p.cmd = exec.Command(binary, args...)
 	// GORACE: the race runtime otherwise sleeps 1 s at every exit; any race
 	// still fails the process (exit code 66).
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
+	// STATE_DIRECTORY: a client keeps its session tickets there; a test
+	// must not write them to the real /var/lib/qtunnel or ~/.local/state.
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir(),
+		"GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)

@@ -83,7 +83,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.pin, "pin", "", "client: accept only the server certificate with this fingerprint, `sha256:HEX` (the server prints it)")
 	fs.StringVar(&o.ca, "ca", "", "client: verify the server certificate against `system` roots or a PEM file of CAs")
 	fs.StringVar(&o.sni, "sni", "", "client: server `name` to send and, with -ca, to verify (default: the host of -backend)")
-	fs.StringVar(&o.stateDir, "state-dir", "", "`directory` for the server's generated certificate (default: $STATE_DIRECTORY, /var/lib/qtunnel as root, else ~/.local/state/qtunnel)")
+	fs.StringVar(&o.stateDir, "state-dir", "", "`directory` for state kept across restarts: the server's generated certificate, the QUIC client's TLS session tickets for 0-RTT (default: $STATE_DIRECTORY, /var/lib/qtunnel as root, else ~/.local/state/qtunnel)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `level`: debug (a line per tunneled connection), info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log `format`: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, let open connections finish for this `long`")

@@ -117,12 +117,12 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv f
 		log.Warn("the secret is weak: someone who intercepts one handshake could guess it offline; make a strong one with: qtunnel -generate-secret")
 	}
 	if o.clientMode {
-		return runClient(ctx, o, sec, log)
+		return runClient(ctx, o, sec, log, getenv)
 	}
 	return runServer(ctx, o, sec, log, getenv)
 }
 
-func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Logger) error {
+func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Logger, getenv func(string) string) error {
 	trust, err := clientTrust(o)
 	if err != nil {
 		return err
@@ -139,7 +139,8 @@ func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Log
 		Trust:        trust,
 		Logger:       log,
 		DrainTimeout: o.drainTimeout,
-		Dialer:       transport.DialerConfig{PoolSize: o.poolSize, Congestion: transport.Congestion(o.congestion)},
+		Dialer: transport.DialerConfig{PoolSize: o.poolSize, Congestion: transport.Congestion(o.congestion),
+			SessionFile: sessionFile(o, getenv)},
 	})
 	if err != nil {
 		return err
@@ -309,6 +310,19 @@ func generateCert(o *options, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s and %s (key mode 0600)\nfingerprint: %s\nstart the server with -cert-file=%s -key-file=%s; clients may pin it with -pin=%s\n",
 		certFile, keyFile, cert.FingerprintOf(der), certFile, keyFile, cert.FingerprintOf(der))
 	return nil
+}
+
+// sessionFile is where a QUIC client keeps its TLS session tickets, so
+// that after a restart it resumes with 0-RTT; "" (memory only) in TCP mode.
+func sessionFile(o *options, getenv func(string) string) string {
+	if o.transport() != tunnel.TransportQUIC {
+		return ""
+	}
+	dir := o.stateDir
+	if dir == "" {
+		dir = defaultStateDir(getenv)
+	}
+	return filepath.Join(dir, "client-sessions.json")
 }
 
 // defaultStateDir is where the server keeps its generated certificate:

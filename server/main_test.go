@@ -17,7 +17,13 @@ import (
 func runArgs(t *testing.T, env map[string]string, args ...string) (int, string, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	getenv := func(k string) string { return env[k] }
+	stateDir := t.TempDir() // never the real state directory
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok || k != "STATE_DIRECTORY" {
+			return v
+		}
+		return stateDir
+	}
 	// A cancelled context: commands that would serve stop at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

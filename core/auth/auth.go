@@ -18,12 +18,15 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/qtunnel/qtunnel/core/proto"
 	"github.com/qtunnel/qtunnel/core/secret"
@@ -40,12 +43,17 @@ var (
 	ErrServerProof = errors.New("the server could not prove it knows the secret (someone in the middle, or not a QTunnel server)")
 	// ErrBadProof: (server side) the client's proof matched no secret.
 	ErrBadProof = errors.New("the peer's proof of the secret is wrong")
+	// ErrRetry: the server did not take the client's 0-RTT proof (too old,
+	// replayed, or 0-RTT refused) and waits for a full proof.
+	ErrRetry = errors.New("the server asks for a full proof")
 )
 
-// Role labels keep a client proof from being reflected as a server proof.
+// Role labels keep a client proof from being reflected as a server proof,
+// and an early proof from being taken for either.
 const (
-	roleClient = "qtunnel client proof v1"
-	roleServer = "qtunnel server proof v1"
+	roleClient      = "qtunnel client proof v1"
+	roleServer      = "qtunnel server proof v1"
+	roleClientEarly = "qtunnel client early proof v1"
 )
 
 // Exporter returns the TLS session's exporter value the proofs are bound to.
@@ -82,6 +90,46 @@ func ServerProof(s secret.Secret, exporter []byte) [proto.ProofSize]byte {
 	return proof(roleServer, s.Bytes(), exporter)
 }
 
+// EarlyProof is the proof a client sends in 0-RTT, bound to a time and a
+// nonce instead of an exporter value (there is none before the handshake
+// ends). See NewEarlyRequest and ReplayGuard.
+func EarlyProof(s secret.Secret, unixMilli uint64, nonce [proto.NonceSize]byte) [proto.ProofSize]byte {
+	var msg [8 + proto.NonceSize]byte
+	binary.BigEndian.PutUint64(msg[:8], unixMilli)
+	copy(msg[8:], nonce[:])
+	return proof(roleClientEarly, s.Bytes(), msg[:])
+}
+
+// NewEarlyRequest makes a client's 0-RTT proof for now, with a fresh
+// random nonce.
+func NewEarlyRequest(s secret.Secret, now time.Time) (proto.EarlyAuthRequest, error) {
+	r := proto.EarlyAuthRequest{UnixMilli: uint64(now.UnixMilli())}
+	if _, err := rand.Read(r.Nonce[:]); err != nil {
+		return r, fmt.Errorf("early proof nonce: %w", err)
+	}
+	r.Proof = EarlyProof(s, r.UnixMilli, r.Nonce)
+	return r, nil
+}
+
+// VerifyEarly is Verify for a 0-RTT proof. Freshness is the caller's to
+// check, with a ReplayGuard.
+func VerifyEarly(req proto.EarlyAuthRequest, secrets []secret.Secret) (int, error) {
+	match := -1
+	for i, s := range secrets {
+		if s.IsZero() {
+			continue
+		}
+		want := EarlyProof(s, req.UnixMilli, req.Nonce)
+		if subtle.ConstantTimeCompare(want[:], req.Proof[:]) == 1 && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return -1, ErrBadProof
+	}
+	return match, nil
+}
+
 // Client runs the client's half over rw, a stream of the TLS session whose
 // exporter value is given. It returns nil only when the server has proved
 // the secret.
@@ -110,7 +158,11 @@ func CheckServerAnswer(r io.Reader, s secret.Secret, exporter []byte) error {
 	if err != nil {
 		return fmt.Errorf("read server's answer: %w", err)
 	}
-	if resp.Status != proto.AuthOK {
+	switch resp.Status {
+	case proto.AuthOK:
+	case proto.AuthRetry:
+		return ErrRetry
+	default:
 		return ErrRejected
 	}
 	want := ServerProof(s, exporter)
@@ -149,13 +201,18 @@ func Server(rw io.ReadWriter, secrets []secret.Secret, exporter []byte) (int, er
 	if err != nil {
 		return -1, fmt.Errorf("read client's proof: %w", err)
 	}
+	return Answer(rw, req, secrets, exporter)
+}
+
+// Answer is Server for a request already read.
+func Answer(w io.Writer, req proto.AuthRequest, secrets []secret.Secret, exporter []byte) (int, error) {
 	i, err := Verify(req, secrets, exporter)
 	if err != nil {
-		_, _ = rw.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRejected}))
+		_, _ = w.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRejected}))
 		return -1, err
 	}
 	resp := proto.AuthResponse{Status: proto.AuthOK, Proof: ServerProof(secrets[i], exporter)}
-	if _, err := rw.Write(proto.AppendAuthResponse(nil, resp)); err != nil {
+	if _, err := w.Write(proto.AppendAuthResponse(nil, resp)); err != nil {
 		return -1, fmt.Errorf("send proof: %w", err)
 	}
 	return i, nil

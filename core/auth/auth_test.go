@@ -522,3 +522,41 @@ func TestVerifySkipsEmptySecret(t *testing.T) {
 		t.Fatalf("Verify with an empty secret = %v, want ErrBadProof", err)
 	}
 }
+
+func TestEarlyProof(t *testing.T) {
+	s1, s2 := mustSecret(t, "first secret that is long enough 1234567"), mustSecret(t, "second secret that is long enough 765432")
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	req, err := auth.NewEarlyRequest(s2, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.UnixMilli != uint64(now.UnixMilli()) || req.Nonce == ([proto.NonceSize]byte{}) {
+		t.Fatalf("request %+v: want now's time and a random nonce", req)
+	}
+	if i, err := auth.VerifyEarly(req, []secret.Secret{s1, s2}); err != nil || i != 1 {
+		t.Fatalf("auth.VerifyEarly = %d, %v; want 1, nil", i, err)
+	}
+	if _, err := auth.VerifyEarly(req, []secret.Secret{s1}); !errors.Is(err, auth.ErrBadProof) {
+		t.Fatalf("wrong secret: %v, want auth.ErrBadProof", err)
+	}
+	// The proof covers the time and the nonce: changing either breaks it.
+	moved := req
+	moved.UnixMilli++
+	if _, err := auth.VerifyEarly(moved, []secret.Secret{s2}); !errors.Is(err, auth.ErrBadProof) {
+		t.Fatalf("changed time accepted: %v", err)
+	}
+	moved = req
+	moved.Nonce[0] ^= 1
+	if _, err := auth.VerifyEarly(moved, []secret.Secret{s2}); !errors.Is(err, auth.ErrBadProof) {
+		t.Fatalf("changed nonce accepted: %v", err)
+	}
+	// An early proof is no full proof for any exporter, nor the reverse.
+	full := auth.ClientProof(s2, req.Nonce[:])
+	if full == req.Proof {
+		t.Fatal("early and full proofs coincide")
+	}
+	again, _ := auth.NewEarlyRequest(s2, now)
+	if again.Nonce == req.Nonce {
+		t.Fatal("two early requests share a nonce")
+	}
+}

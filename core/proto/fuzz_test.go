@@ -159,6 +159,7 @@ func FuzzParseAuthResponse(f *testing.F) {
 	rejectedWithProof[1] = byte(AuthRejected)
 	f.Add(rejectedWithProof)
 	f.Add([]byte{Version, 2})
+	f.Add(AppendAuthResponse(nil, AuthResponse{Status: AuthRetry}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		resp, err := ParseAuthResponse(b)
 		if err != nil {
@@ -166,7 +167,7 @@ func FuzzParseAuthResponse(f *testing.F) {
 				t.Fatalf("error %v with non-zero result %+v", err, resp)
 			}
 		} else {
-			if resp.Status != AuthOK && resp.Status != AuthRejected {
+			if resp.Status != AuthOK && resp.Status != AuthRejected && resp.Status != AuthRetry {
 				t.Fatalf("status %d accepted", resp.Status)
 			}
 			enc := AppendAuthResponse(nil, resp)
@@ -197,6 +198,50 @@ func FuzzParseAuthResponse(f *testing.F) {
 			}
 		} else if rerr == nil {
 			t.Fatalf("ReadAuthResponse succeeded on %d bytes", len(b))
+		}
+	})
+}
+
+// FuzzReadClientAuth checks the control stream's first frame, whichever
+// request it is: a frame is parsed only if well formed, re-encodes to the
+// bytes read, and the reader consumes exactly its frame.
+func FuzzReadClientAuth(f *testing.F) {
+	f.Add(AppendAuthRequest(nil, AuthRequest{Proof: proofOf(1)}))
+	f.Add(AppendEarlyAuthRequest(nil, EarlyAuthRequest{UnixMilli: 1764590000000, Nonce: [NonceSize]byte{1, 2}, Proof: proofOf(2)}))
+	f.Add([]byte{EarlyAuthMarker})
+	f.Add([]byte{EarlyAuthMarker, 0, 0})
+	f.Add([]byte{0x7f})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		ca, err := ReadClientAuth(r)
+		if err != nil {
+			if ca != (ClientAuth{}) && !errors.Is(err, ErrVersion) && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v with non-zero result %+v", err, ca)
+			}
+			return
+		}
+		used := len(b) - r.Len()
+		var enc []byte
+		if ca.Early {
+			enc = AppendEarlyAuthRequest(nil, ca.EarlyReq)
+			if ca.Request != (AuthRequest{}) {
+				t.Fatalf("early frame with a full request set: %+v", ca)
+			}
+		} else {
+			enc = AppendAuthRequest(nil, ca.Request)
+			if ca.EarlyReq != (EarlyAuthRequest{}) {
+				t.Fatalf("full frame with an early request set: %+v", ca)
+			}
+		}
+		if !bytes.Equal(enc, b[:used]) {
+			t.Fatalf("encode(read(b)) = %x, want the %d bytes read %x", enc, used, b[:used])
+		}
+		if ca.Early {
+			again, err := ParseEarlyAuthRequest(enc)
+			if err != nil || again != ca.EarlyReq {
+				t.Fatalf("ParseEarlyAuthRequest(%x) = %+v, %v; want %+v", enc, again, err, ca.EarlyReq)
+			}
 		}
 	})
 }

@@ -7,13 +7,15 @@
 // frame is never larger than MaxFrameSize and a reader never allocates on a
 // peer's say-so.
 //
-//	AuthRequest  (client -> server): version | proof[32]
-//	AuthResponse (server -> client): version | status | proof[32] (proof only if status is AuthOK)
+//	AuthRequest      (client -> server): version | proof[32]
+//	EarlyAuthRequest (client -> server, in 0-RTT): early marker | unix ms[8] | nonce[16] | proof[32]
+//	AuthResponse     (server -> client): version | status | proof[32] (proof only if status is AuthOK)
 //	StreamRequest  (client -> server, first bytes of a stream): version | command | len | target[len]
 //	StreamResponse (server -> client, first bytes back):        version | status  | len | message[len]
 package proto
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +55,40 @@ type AuthStatus byte
 const (
 	AuthOK       AuthStatus = 0
 	AuthRejected AuthStatus = 1
+	// AuthRetry answers an EarlyAuthRequest the server will not take (too
+	// old, seen before, or not sent in 0-RTT): the client sends a full
+	// AuthRequest next, and the streams it already sent wait for it.
+	AuthRetry AuthStatus = 2
 )
+
+// EarlyAuthMarker is the first byte of an EarlyAuthRequest: the version
+// with the high bit set, so that one byte tells the two requests apart.
+const EarlyAuthMarker = 0x80 | Version
+
+// NonceSize is the size of an EarlyAuthRequest's nonce.
+const NonceSize = 16
+
+// EarlyAuthRequest is the client's proof in 0-RTT, before the TLS handshake
+// has finished and so before there is an exporter value to bind it to. It
+// is bound instead to a time and a random nonce, which the server accepts
+// once (see auth.ReplayGuard); only a client resuming a session whose
+// server proved the secret sends it, so only that server can read it.
+type EarlyAuthRequest struct {
+	UnixMilli uint64
+	Nonce     [NonceSize]byte
+	Proof     [ProofSize]byte
+}
+
+// EarlyAuthRequestSize is the encoded size of an EarlyAuthRequest.
+const EarlyAuthRequestSize = 1 + 8 + NonceSize + ProofSize
+
+// ClientAuth is the first frame of the control stream: an AuthRequest, or
+// an EarlyAuthRequest if Early.
+type ClientAuth struct {
+	Early    bool
+	Request  AuthRequest
+	EarlyReq EarlyAuthRequest
+}
 
 // AuthRequest carries the client's proof of the secret.
 type AuthRequest struct {
@@ -179,6 +214,53 @@ func ReadAuthRequest(r io.Reader) (AuthRequest, error) {
 	return ParseAuthRequest(buf[:])
 }
 
+// AppendEarlyAuthRequest appends the encoded request to b.
+func AppendEarlyAuthRequest(b []byte, r EarlyAuthRequest) []byte {
+	b = append(b, EarlyAuthMarker)
+	b = binary.BigEndian.AppendUint64(b, r.UnixMilli)
+	b = append(b, r.Nonce[:]...)
+	return append(b, r.Proof[:]...)
+}
+
+// ParseEarlyAuthRequest decodes an EarlyAuthRequest from exactly
+// EarlyAuthRequestSize bytes.
+func ParseEarlyAuthRequest(b []byte) (EarlyAuthRequest, error) {
+	var r EarlyAuthRequest
+	if len(b) != EarlyAuthRequestSize {
+		return r, ErrMalformed
+	}
+	if b[0] != EarlyAuthMarker {
+		return r, ErrVersion
+	}
+	r.UnixMilli = binary.BigEndian.Uint64(b[1:9])
+	copy(r.Nonce[:], b[9:9+NonceSize])
+	copy(r.Proof[:], b[9+NonceSize:])
+	return r, nil
+}
+
+// ReadClientAuth reads the first frame of a control stream: either request.
+func ReadClientAuth(r io.Reader) (ClientAuth, error) {
+	var buf [EarlyAuthRequestSize]byte
+	if _, err := io.ReadFull(r, buf[:1]); err != nil {
+		return ClientAuth{}, err
+	}
+	switch buf[0] {
+	case Version:
+		if _, err := io.ReadFull(r, buf[1:AuthRequestSize]); err != nil {
+			return ClientAuth{}, noEOF(err)
+		}
+		req, err := ParseAuthRequest(buf[:AuthRequestSize])
+		return ClientAuth{Request: req}, err
+	case EarlyAuthMarker:
+		if _, err := io.ReadFull(r, buf[1:]); err != nil {
+			return ClientAuth{}, noEOF(err)
+		}
+		req, err := ParseEarlyAuthRequest(buf[:])
+		return ClientAuth{Early: true, EarlyReq: req}, err
+	}
+	return ClientAuth{}, ErrVersion
+}
+
 // AppendAuthResponse appends the encoded response to b. A rejection carries
 // a zero proof, so the frame has one size whatever the verdict.
 func AppendAuthResponse(b []byte, r AuthResponse) []byte {
@@ -200,7 +282,7 @@ func ParseAuthResponse(b []byte) (AuthResponse, error) {
 		return r, ErrVersion
 	}
 	r.Status = AuthStatus(b[1])
-	if r.Status != AuthOK && r.Status != AuthRejected {
+	if r.Status != AuthOK && r.Status != AuthRejected && r.Status != AuthRetry {
 		return AuthResponse{}, ErrMalformed
 	}
 	copy(r.Proof[:], b[2:])

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -69,6 +70,7 @@ func TestAuthResponseRoundTrip(t *testing.T) {
 		{"ok zero proof", AuthResponse{Status: AuthOK}, AuthResponse{Status: AuthOK}},
 		// A rejection never carries a proof, whatever the caller put there.
 		{"rejected carries zero proof", AuthResponse{Status: AuthRejected, Proof: proofOf(9)}, AuthResponse{Status: AuthRejected}},
+		{"retry carries zero proof", AuthResponse{Status: AuthRetry, Proof: proofOf(9)}, AuthResponse{Status: AuthRetry}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,7 +259,7 @@ func TestParseAuthResponseErrors(t *testing.T) {
 		{"truncated", good[:len(good)-1], ErrMalformed},
 		{"too long", append(bytes.Clone(good), 0), ErrMalformed},
 		{"wrong version", with(0, 9), ErrVersion},
-		{"unknown status 2", with(1, 2), ErrMalformed},
+		{"unknown status 3", with(1, 3), ErrMalformed},
 		{"unknown status 255", with(1, 255), ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -566,7 +568,53 @@ func TestStatusString(t *testing.T) {
 	}
 }
 
+func TestReadClientAuth(t *testing.T) {
+	full := AuthRequest{Proof: proofOf(3)}
+	early := EarlyAuthRequest{UnixMilli: 1764590000123, Nonce: [NonceSize]byte{9, 8, 7}, Proof: proofOf(4)}
+	fullB := AppendAuthRequest(nil, full)
+	earlyB := AppendEarlyAuthRequest(nil, early)
+	tests := []struct {
+		name    string
+		in      []byte
+		want    ClientAuth
+		wantErr error
+	}{
+		{"full", fullB, ClientAuth{Request: full}, nil},
+		{"early", earlyB, ClientAuth{Early: true, EarlyReq: early}, nil},
+		{"full then data", append(slices.Clone(fullB), 1, 2, 3), ClientAuth{Request: full}, nil},
+		{"early then data", append(slices.Clone(earlyB), 1, 2, 3), ClientAuth{Early: true, EarlyReq: early}, nil},
+		{"unknown first byte", []byte{0x42, 0, 0}, ClientAuth{}, ErrVersion},
+		{"empty", nil, ClientAuth{}, io.EOF},
+		{"early cut short", earlyB[:EarlyAuthRequestSize-1], ClientAuth{}, io.ErrUnexpectedEOF},
+		{"full cut short", fullB[:5], ClientAuth{}, io.ErrUnexpectedEOF},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bytes.NewReader(tt.in)
+			got, err := ReadClientAuth(r)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			if err == nil {
+				size := AuthRequestSize
+				if got.Early {
+					size = EarlyAuthRequestSize
+				}
+				if r.Len() != len(tt.in)-size {
+					t.Fatalf("read %d bytes, want %d", len(tt.in)-r.Len(), size)
+				}
+			}
+		})
+	}
+}
+
 func TestMaxFrameSize(t *testing.T) {
+	if EarlyAuthRequestSize > MaxFrameSize {
+		t.Fatalf("early auth frame (%d) exceeds MaxFrameSize %d", EarlyAuthRequestSize, MaxFrameSize)
+	}
 	if AuthRequestSize > MaxFrameSize || AuthResponseSize > MaxFrameSize {
 		t.Fatalf("auth frames (%d, %d) exceed MaxFrameSize %d", AuthRequestSize, AuthResponseSize, MaxFrameSize)
 	}

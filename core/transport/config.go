@@ -26,6 +26,11 @@ type DialerConfig struct {
 	// proof, which it still checks: a server that fails it is disconnected.
 	// Without it, nothing is sent before the server has proved the secret.
 	CertVerified bool
+	// SessionFile (QUIC only) keeps TLS session tickets across restarts, so
+	// that a restarted client resumes its session and sends its first
+	// streams in 0-RTT (file mode 0600; it holds resumption secrets). Empty
+	// keeps tickets in memory: reconnections still use 0-RTT.
+	SessionFile string
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
 	// ConnectWait bounds how long Open waits for a connection while the

@@ -26,14 +26,39 @@ type QUICDialer struct {
 	qconf   *quic.Config
 	changes broadcast
 
+	store   *sessionStore // TLS session tickets, for 0-RTT
+	saveErr sync.Once     // the session file's first write error is logged
+
 	mu       sync.Mutex
-	conn     *quic.Conn // current authenticated connection; nil if none
+	conn     *quic.Conn  // current authenticated connection; nil if none
+	early    *earlyState // non-nil while conn's 0-RTT is not yet confirmed
 	state    State
 	since    time.Time
 	lastErr  error
 	connects int64
 	lastRTT  time.Duration
 }
+
+// attemptMode says how a connection attempt may save round trips.
+type attemptMode struct {
+	pipeline bool // send streams before the server's proof (CertVerified)
+	early    bool // resume with 0-RTT if a ticket is stored
+}
+
+// session is a connection attempt that succeeded, or is under way.
+type session struct {
+	conn *quic.Conn
+	// verified yields the outcome of the checks still pending: the
+	// server's proof when pipelined, 0-RTT acceptance and the proof when
+	// early. nil if everything was checked before the attempt returned.
+	verified <-chan error
+	early    *earlyState
+	cache    *attemptCache
+}
+
+// errEarlyRejected: the server did not take our 0-RTT data (a restarted
+// server no longer knows the ticket); the connection goes on in 1-RTT.
+var errEarlyRejected = errors.New("0-RTT rejected by the server")
 
 // NewQUICDialer checks cfg and returns a dialer; Run starts it.
 func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
@@ -44,7 +69,11 @@ func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
 	qc := quicConfig(false)
 	qc.MaxIdleTimeout, qc.KeepAlivePeriod = c.IdleTimeout, c.KeepAlive
 	qc.CongestionControl = c.Congestion.quic()
-	return &QUICDialer{cfg: c, qconf: qc, since: time.Now()}, nil
+	store, err := openSessionStore(c.SessionFile)
+	if err != nil {
+		c.Logger.Warn("session tickets not loaded; the first connection takes a full handshake", "err", err)
+	}
+	return &QUICDialer{cfg: c, qconf: qc, store: store, since: time.Now()}, nil
 }
 
 // Run implements Dialer.
@@ -65,12 +94,12 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 		failures++
 		d.noteFailure(err, failures)
 	}
-	// After a pipelined connection failed the server's proof, the next
-	// attempts wait for it, so that a wrong secret surfaces as the
-	// configuration error it is rather than as dropped connections.
-	pipeline := d.cfg.CertVerified
+	// After a connection failed the server's proof, the next attempts wait
+	// for it, so that a wrong secret surfaces as the configuration error it
+	// is rather than as dropped connections.
+	mode := attemptMode{pipeline: d.cfg.CertVerified, early: true}
 	for ctx.Err() == nil {
-		conn, verified, err := d.connect(ctx, tr, pipeline, onFail)
+		s, err := d.connect(ctx, tr, mode, onFail)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -82,29 +111,46 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		d.setState(StateConnected, conn, nil)
-		d.cfg.Logger.Info("connected to server", "server", d.cfg.Server, "transport", "quic",
+		conn := s.conn
+		d.setConnected(conn, s.early)
+		d.cfg.Logger.Info("connected to server", "server", d.cfg.Server, "transport", "quic", "0rtt", s.early != nil,
 			"rtt", conn.ConnectionStats().SmoothedRTT.Round(time.Microsecond), "gso", conn.ConnectionState().GSO)
+		verified := s.verified
+		failed := func(err error) {
+			_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
+			d.setState(StateConnecting, nil, nil)
+			onFail(err)
+			mode = attemptMode{}
+		}
 		for waiting := true; waiting; {
 			select {
 			case err := <-verified:
 				verified = nil // a nil channel is never ready: wait on for the rest
-				if err == nil {
+				switch {
+				case err == nil:
+					d.confirm(s.early)
 					continue
+				case errors.Is(err, errEarlyRejected):
+					// Go on in 1-RTT on the same connection; the streams
+					// sent early reopen on it (replayStream).
+					d.cfg.Logger.Info("server refused 0-RTT; going on with a full handshake", "server", d.cfg.Server)
+					s.early.resolve(false)
+					if err := d.afterEarlyRejected(ctx, conn, s.cache); err != nil {
+						failed(err)
+						break
+					}
+					d.setConnected(conn, nil)
+					continue
+				default:
+					failed(err)
 				}
-				_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
-				d.setState(StateConnecting, nil, nil)
-				onFail(err)
-				pipeline = false
 			case <-conn.Context().Done():
 				if verified != nil {
-					// Closed before the server's proof arrived: the server
-					// may have closed it over our proof. The check ends now
-					// that the connection has, and says which.
-					if err := <-verified; err != nil {
-						d.setState(StateConnecting, nil, nil)
-						onFail(err)
-						pipeline = false
+					// Closed before the checks ended: the server may have
+					// closed it over our proof. The check ends now that the
+					// connection has, and says which.
+					if err := <-verified; err != nil && !errors.Is(err, errEarlyRejected) {
+						failed(err)
 						break
 					}
 				}
@@ -116,6 +162,7 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 			}
 			waiting = false
 		}
+		s.early.resolve(false) // no-op if resolved; frees streams waiting on it
 	}
 	return nil
 }
@@ -128,20 +175,19 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 // link still gets the full HandshakeTimeout to finish. Every failed attempt
 // is reported to onFail; connect gives up (for the caller's backoff) when no
 // attempt is pending or the failure is one retrying cannot fix.
-func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, pipeline bool, onFail func(error)) (*quic.Conn, <-chan error, error) {
+func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, mode attemptMode, onFail func(error)) (session, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	type result struct {
-		conn     *quic.Conn
-		verified <-chan error
-		err      error
+		s   session
+		err error
 	}
 	results := make(chan result)
 	pending := 0
 	drain := func() {
 		for ; pending > 0; pending-- {
-			if r := <-results; r.conn != nil {
-				_ = r.conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeNoError), "")
+			if r := <-results; r.s.conn != nil {
+				_ = r.s.conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeNoError), "")
 			}
 		}
 	}
@@ -154,8 +200,8 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, pipelin
 			if pending < maxParallelAttempts {
 				pending++
 				go func() {
-					c, v, err := d.attempt(ctx, tr, pipeline)
-					results <- result{c, v, err}
+					s, err := d.attempt(ctx, tr, mode)
+					results <- result{s, err}
 				}()
 			}
 			next.Reset(stagger)
@@ -164,7 +210,7 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, pipelin
 			if r.err == nil {
 				cancel()
 				drain()
-				return r.conn, r.verified, nil
+				return r.s, nil
 			}
 			if parent.Err() == nil {
 				onFail(r.err)
@@ -172,12 +218,12 @@ func (d *QUICDialer) connect(parent context.Context, tr *quic.Transport, pipelin
 			if pending == 0 || IsConfigError(r.err) {
 				cancel()
 				drain()
-				return nil, nil, r.err
+				return session{}, r.err
 			}
 		case <-parent.Done():
 			cancel()
 			drain()
-			return nil, nil, parent.Err()
+			return session{}, parent.Err()
 		}
 	}
 }
@@ -189,60 +235,142 @@ func (d *QUICDialer) staggerInterval() time.Duration {
 	return max(time.Second, 3*rtt)
 }
 
-// attempt dials once and proves the secret. Pipelined, it returns once
-// the client's proof is sent, with a channel that later yields the outcome
-// of checking the server's proof; otherwise it returns after that check and
-// the channel is nil.
-func (d *QUICDialer) attempt(ctx context.Context, tr *quic.Transport, pipeline bool) (*quic.Conn, <-chan error, error) {
+// attempt dials once and proves the secret.
+//
+// With a stored ticket it resumes the session in 0-RTT and returns at once:
+// the client's early proof and its first streams travel in the first
+// flight. Otherwise, after the handshake, it sends its full proof and, when
+// pipelined, returns right away too; else it returns once the server has
+// proved the secret. Whatever is still to check comes later on
+// session.verified.
+func (d *QUICDialer) attempt(ctx context.Context, tr *quic.Transport, mode attemptMode) (session, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
 	addr, err := resolveUDP(ctx, d.cfg.Server)
 	if err != nil {
-		return nil, nil, err
+		return session{}, err
 	}
-	conn, err := tr.Dial(ctx, addr, d.cfg.TLS, d.qconf)
+	cache := newAttemptCache(d.store, d.noteSessionError)
+	tlsConf := d.cfg.TLS.Clone()
+	tlsConf.ClientSessionCache = cache
+	dial := tr.Dial
+	if mode.early {
+		dial = tr.DialEarly // returns before the handshake ends only if it can send 0-RTT
+	}
+	conn, err := dial(ctx, addr, tlsConf, d.qconf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
+		return session{}, fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
 	}
-	fail := func(err error) (*quic.Conn, <-chan error, error) {
+	s := session{conn: conn, cache: cache}
+	if !conn.ConnectionState().TLS.HandshakeComplete {
+		s.early = newEarlyState()
+		s.verified, err = d.proveEarly(conn, cache)
+	} else {
+		s.verified, err = d.prove(ctx, conn, cache, mode.pipeline)
+	}
+	if err != nil {
 		_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
-		return nil, nil, err
+		return session{}, err
 	}
+	return s, nil
+}
+
+// prove runs the client's side of the full proof on conn, whose handshake
+// is complete. Pipelined, it returns once the proof is sent, with a channel
+// for the outcome of the server's proof; otherwise after that outcome.
+func (d *QUICDialer) prove(ctx context.Context, conn *quic.Conn, cache *attemptCache, pipeline bool) (<-chan error, error) {
 	ekm, err := auth.Exporter(conn.ConnectionState().TLS)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	// The control stream is the connection's first: the server reads the
 	// proof from it before it accepts any other stream.
 	ctrl, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return fail(fmt.Errorf("open control stream: %w", err))
+		return nil, fmt.Errorf("open control stream: %w", err)
 	}
 	if err := auth.SendClientProof(ctrl, d.cfg.Secret, ekm); err != nil {
-		return fail(d.authError(err))
+		return nil, d.authError(err)
 	}
-	deadline := time.Now().Add(d.cfg.HandshakeTimeout)
-	if !pipeline {
-		_ = ctrl.SetReadDeadline(deadline)
+	check := func() error {
+		_ = ctrl.SetReadDeadline(time.Now().Add(d.cfg.HandshakeTimeout))
 		if err := auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm); err != nil {
-			return fail(d.authError(err))
+			return d.authError(err)
 		}
 		_ = ctrl.SetReadDeadline(time.Time{})
-		return conn, nil, nil
+		cache.confirm()
+		return nil
+	}
+	if !pipeline {
+		return nil, check()
+	}
+	verified := make(chan error, 1)
+	go func() { verified <- check() }() // ends with the answer, the deadline, or the connection
+	return verified, nil
+}
+
+// proveEarly sends the client's 0-RTT proof on conn, whose handshake is
+// still under way, and returns a channel for the outcome: the server took
+// 0-RTT (else errEarlyRejected) and proved the secret. A server that asks
+// for a full proof (AuthRetry) gets one once the handshake is complete.
+func (d *QUICDialer) proveEarly(conn *quic.Conn, cache *attemptCache) (<-chan error, error) {
+	ctrl, err := conn.OpenStream()
+	if err != nil {
+		return nil, fmt.Errorf("open control stream: %w", err)
+	}
+	req, err := auth.NewEarlyRequest(d.cfg.Secret, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ctrl.Write(proto.AppendEarlyAuthRequest(nil, req)); err != nil {
+		return nil, fmt.Errorf("send early proof: %w", err)
 	}
 	verified := make(chan error, 1)
 	go func() {
-		// Ends with the answer, the deadline, or the connection.
-		_ = ctrl.SetReadDeadline(deadline)
-		err := auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm)
-		if err == nil {
-			_ = ctrl.SetReadDeadline(time.Time{})
-		} else {
-			err = d.authError(err)
+		deadline := time.Now().Add(d.cfg.HandshakeTimeout)
+		ekm, err := handshakeExporter(conn, deadline)
+		if err != nil {
+			verified <- fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
+			return
 		}
-		verified <- err
+		if !conn.ConnectionState().Used0RTT {
+			verified <- errEarlyRejected
+			return
+		}
+		_ = ctrl.SetReadDeadline(deadline)
+		err = auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm)
+		if errors.Is(err, auth.ErrRetry) {
+			if err = auth.SendClientProof(ctrl, d.cfg.Secret, ekm); err == nil {
+				err = auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm)
+			}
+		}
+		if err != nil {
+			verified <- d.authError(err)
+			return
+		}
+		_ = ctrl.SetReadDeadline(time.Time{})
+		cache.confirm()
+		verified <- nil
 	}()
-	return conn, verified, nil
+	return verified, nil
+}
+
+// afterEarlyRejected makes conn usable after the server refused its 0-RTT
+// data, and proves the secret on it the full way.
+func (d *QUICDialer) afterEarlyRejected(ctx context.Context, conn *quic.Conn, cache *attemptCache) error {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
+	defer cancel()
+	if _, err := conn.NextConnection(ctx); err != nil {
+		return fmt.Errorf("QUIC handshake with %s: %w", d.cfg.Server, err)
+	}
+	_, err := d.prove(ctx, conn, cache, false)
+	return err
+}
+
+func (d *QUICDialer) noteSessionError(err error) {
+	d.saveErr.Do(func() {
+		d.cfg.Logger.Warn("cannot save TLS session tickets; restarts will not use 0-RTT", "err", err)
+	})
 }
 
 // authError names what went wrong in the proofs' exchange.
@@ -259,19 +387,29 @@ func (d *QUICDialer) authError(err error) error {
 
 // Open implements Dialer.
 func (d *QUICDialer) Open(ctx context.Context) (Stream, error) {
+	return d.open(ctx, false)
+}
+
+// open returns a stream on the current connection. A stream opened while
+// the connection's 0-RTT is unconfirmed is a replayStream; confirmedOnly
+// waits for a connection past 0-RTT instead.
+func (d *QUICDialer) open(ctx context.Context, confirmedOnly bool) (Stream, error) {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.ConnectWait)
 	defer cancel()
 	for {
 		changed := d.changes.wait()
 		d.mu.Lock()
-		conn, lastErr := d.conn, d.lastErr
+		conn, early, lastErr := d.conn, d.early, d.lastErr
 		d.mu.Unlock()
-		if conn != nil {
+		if conn != nil && !(confirmedOnly && early != nil) {
 			s, err := conn.OpenStreamSync(ctx)
 			if err == nil {
+				if early != nil {
+					return newReplayStream(d, s, early), nil
+				}
 				return quicStream{s}, nil
 			}
-			lastErr = err // the connection died under us: wait for the next
+			lastErr = err // the connection died under us, or left 0-RTT: wait for the next
 		} else if IsConfigError(lastErr) {
 			return nil, lastErr
 		}
@@ -301,8 +439,31 @@ func (d *QUICDialer) Status() Status {
 	return st
 }
 
+// setConnected records conn as the connection to use; early is its
+// unconfirmed 0-RTT state, or nil.
+func (d *QUICDialer) setConnected(conn *quic.Conn, early *earlyState) {
+	d.mu.Lock()
+	d.early = early
+	d.mu.Unlock()
+	d.setState(StateConnected, conn, nil)
+}
+
+// confirm records that the current connection's checks all passed.
+func (d *QUICDialer) confirm(early *earlyState) {
+	early.resolve(true)
+	d.mu.Lock()
+	if d.early == early {
+		d.early = nil
+	}
+	d.mu.Unlock()
+	d.changes.notify()
+}
+
 func (d *QUICDialer) setState(s State, conn *quic.Conn, lastErr error) {
 	d.mu.Lock()
+	if conn == nil {
+		d.early = nil
+	}
 	if d.conn != nil && conn == nil {
 		d.lastRTT = d.conn.ConnectionStats().SmoothedRTT
 	}

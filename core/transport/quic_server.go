@@ -24,9 +24,10 @@ type QUICServer struct {
 	cfg     ServerConfig
 	udp     *net.UDPConn
 	tr      *quic.Transport
-	ln      *quic.Listener
-	conns   group // one goroutine per connection
-	streams group // one goroutine per stream handler
+	ln      *quic.EarlyListener
+	guard   auth.ReplayGuard // each 0-RTT proof is taken once
+	conns   group            // one goroutine per connection
+	streams group            // one goroutine per stream handler
 	peers   atomic.Int64
 
 	mu   sync.Mutex
@@ -57,7 +58,10 @@ func ListenQUIC(cfg ServerConfig) (*QUICServer, error) {
 	qc := quicConfig(true)
 	qc.HandshakeIdleTimeout = c.AuthTimeout
 	qc.CongestionControl = c.Congestion.quic()
-	s.ln, err = s.tr.Listen(ServerTLSConfig(c.Certificate), qc)
+	// 0-RTT: a client resuming a session may send its proof and first
+	// streams at once; authenticate takes them only under the ReplayGuard.
+	qc.Allow0RTT = true
+	s.ln, err = s.tr.ListenEarly(ServerTLSConfig(c.Certificate), qc)
 	if err != nil {
 		_ = s.tr.Close()
 		_ = udp.Close()
@@ -112,7 +116,7 @@ func (s *QUICServer) forget(conn *quic.Conn) {
 func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 	defer s.forget(conn)
 	log := s.cfg.Logger.With("peer", conn.RemoteAddr().String())
-	idx, err := s.authenticate(conn)
+	idx, early, answer, err := s.authenticate(conn)
 	if err != nil {
 		code := proto.CodeProtocol
 		switch {
@@ -128,7 +132,20 @@ func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 		_ = conn.CloseWithError(quic.ApplicationErrorCode(code), "")
 		return
 	}
-	log.Info("client authenticated", "transport", "quic")
+	if answer != nil {
+		// The server's proof needs the finished handshake; the streams
+		// sent in 0-RTT need not wait for it.
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			if err := answer(); err != nil {
+				log.Info("could not send our proof after 0-RTT", "err", err)
+				_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
+			}
+		}()
+	}
+	log.Info("client authenticated", "transport", "quic", "0rtt", early)
 	peer := Peer{Addr: conn.RemoteAddr(), SecretIndex: idx}
 	for {
 		st, err := conn.AcceptStream(context.Background())
@@ -146,25 +163,89 @@ func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 
 // authenticate reads the client's proof from the first stream. No other
 // stream is accepted, and so no backend dialed, before it succeeds.
-func (s *QUICServer) authenticate(conn *quic.Conn) (int, error) {
+//
+// A proof sent in 0-RTT (an EarlyAuthRequest) is taken at once if it is
+// right, the connection really resumed with 0-RTT, and the ReplayGuard has
+// not seen it; the server's own proof then follows in answer, once the
+// handshake is complete. An early proof that is right but not taken gets
+// AuthRetry, and the client's full proof is read next; a wrong one is
+// refused like a wrong full proof.
+func (s *QUICServer) authenticate(conn *quic.Conn) (idx int, early bool, answer func() error, err error) {
 	ctx, cancel := context.WithTimeout(conn.Context(), s.cfg.AuthTimeout)
 	defer cancel()
-	ekm, err := auth.Exporter(conn.ConnectionState().TLS)
-	if err != nil {
-		return -1, err
-	}
 	ctrl, err := conn.AcceptStream(ctx)
 	if err != nil {
-		return -1, fmt.Errorf("wait for control stream: %w", err)
+		return -1, false, nil, fmt.Errorf("wait for control stream: %w", err)
 	}
 	dl, _ := ctx.Deadline()
 	_ = ctrl.SetDeadline(dl)
-	idx, err := auth.Server(ctrl, s.cfg.Secrets, ekm)
+	first, err := proto.ReadClientAuth(ctrl)
 	if err != nil {
-		return -1, err
+		return -1, false, nil, fmt.Errorf("read client's proof: %w", err)
+	}
+	req := first.Request
+	if first.Early {
+		idx, err := auth.VerifyEarly(first.EarlyReq, s.cfg.Secrets)
+		if err != nil {
+			_, _ = ctrl.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRejected}))
+			return -1, false, nil, err
+		}
+		why := "not sent in 0-RTT"
+		if conn.ConnectionState().Used0RTT {
+			why = ""
+			if gerr := s.guard.Check(first.EarlyReq, time.Now()); gerr != nil {
+				why = gerr.Error()
+			}
+		}
+		if why == "" {
+			answer := func() error {
+				ekm, err := handshakeExporter(conn, dl)
+				if err == nil {
+					resp := proto.AuthResponse{Status: proto.AuthOK, Proof: auth.ServerProof(s.cfg.Secrets[idx], ekm)}
+					_, err = ctrl.Write(proto.AppendAuthResponse(nil, resp))
+				}
+				_ = ctrl.SetDeadline(time.Time{})
+				return err
+			}
+			return idx, true, answer, nil
+		}
+		s.cfg.Logger.Debug("early proof not taken; asking for a full one", "peer", conn.RemoteAddr().String(), "why", why)
+		if _, err := handshakeExporter(conn, dl); err != nil {
+			return -1, false, nil, err
+		}
+		if _, err := ctrl.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRetry})); err != nil {
+			return -1, false, nil, fmt.Errorf("ask for a full proof: %w", err)
+		}
+		if req, err = proto.ReadAuthRequest(ctrl); err != nil {
+			return -1, false, nil, fmt.Errorf("read client's proof: %w", err)
+		}
+	}
+	ekm, err := handshakeExporter(conn, dl)
+	if err != nil {
+		return -1, false, nil, err
+	}
+	idx, err = auth.Answer(ctrl, req, s.cfg.Secrets, ekm)
+	if err != nil {
+		return -1, false, nil, err
 	}
 	_ = ctrl.SetDeadline(time.Time{})
-	return idx, nil
+	return idx, false, nil, nil
+}
+
+// handshakeExporter waits (until deadline) for conn's handshake to
+// complete, as a connection accepted early has not, and returns the
+// exporter value the proofs are bound to.
+func handshakeExporter(conn *quic.Conn, deadline time.Time) ([]byte, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-conn.HandshakeComplete():
+	case <-conn.Context().Done():
+		return nil, context.Cause(conn.Context())
+	case <-t.C:
+		return nil, fmt.Errorf("TLS handshake: %w", context.DeadlineExceeded)
+	}
+	return auth.Exporter(conn.ConnectionState().TLS)
 }
 
 // Drain implements Server.

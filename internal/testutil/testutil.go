@@ -209,3 +209,108 @@ func (b *SyncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// UDPDelayProxy forwards UDP datagrams between clients and a target,
+// holding each one for a fixed delay each way: a long link on loopback,
+// for tests that need a handshake to take a while.
+type UDPDelayProxy struct {
+	ln     *net.UDPConn
+	target *net.UDPAddr
+	delay  time.Duration
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	peers map[string]*net.UDPConn // client address -> socket towards the target
+}
+
+// StartUDPDelayProxy listens on a loopback port in front of target; it
+// stops when the test ends.
+func StartUDPDelayProxy(t testing.TB, target string, delay time.Duration) *UDPDelayProxy {
+	t.Helper()
+	ta, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &UDPDelayProxy{ln: ln, target: ta, delay: delay, peers: map[string]*net.UDPConn{}}
+	p.wg.Add(1)
+	go p.fromClients()
+	t.Cleanup(p.close)
+	return p
+}
+
+// Addr is where clients send.
+func (p *UDPDelayProxy) Addr() string { return p.ln.LocalAddr().String() }
+
+func (p *UDPDelayProxy) fromClients() {
+	defer p.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, from, err := p.ln.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		up, err := p.upstream(from)
+		if err != nil {
+			continue
+		}
+		pkt := append([]byte(nil), buf[:n]...)
+		p.later(func() { _, _ = up.Write(pkt) })
+	}
+}
+
+func (p *UDPDelayProxy) upstream(client *net.UDPAddr) (*net.UDPConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if up, ok := p.peers[client.String()]; ok {
+		return up, nil
+	}
+	if p.peers == nil {
+		return nil, net.ErrClosed
+	}
+	up, err := net.DialUDP("udp", nil, p.target)
+	if err != nil {
+		return nil, err
+	}
+	p.peers[client.String()] = up
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		buf := make([]byte, 65536)
+		for {
+			n, err := up.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // ICMP errors while the target is down
+			}
+			pkt := append([]byte(nil), buf[:n]...)
+			p.later(func() { _, _ = p.ln.WriteToUDP(pkt, client) })
+		}
+	}()
+	return up, nil
+}
+
+// later runs send after the delay, counted as the proxy's work.
+func (p *UDPDelayProxy) later(send func()) {
+	p.wg.Add(1)
+	time.AfterFunc(p.delay, func() {
+		defer p.wg.Done()
+		send()
+	})
+}
+
+func (p *UDPDelayProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, up := range p.peers {
+		_ = up.Close()
+	}
+	p.peers = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}

@@ -119,7 +119,7 @@ func runTunnel(bin, dir, secretPath, backend string, quic bool, requests, bulkMi
 	}
 	step(fmt.Sprintf("starting qtunnel client on %s -> server", clientAddr))
 	client, err := startProc(bin, "-listen="+clientAddr, "-backend="+serverAddr, "-clientmode=true",
-		"-secret-file="+secretPath, mode)
+		"-secret-file="+secretPath, mode, "-state-dir="+filepath.Join(dir, "client-state"))
 	if err != nil {
 		return measurement{}, err
 	}
