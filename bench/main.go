@@ -42,6 +42,7 @@ func main() {
 	tries := flag.Int("rr-tries", 200, "fresh connections per warm latency measurement")
 	cold := flag.Int("cold-tries", 20, "client restarts per cold latency measurement")
 	tcpCC := flag.String("tcp-cc", "cubic", "TCP congestion control in the lab namespaces for direct, stunnel and qtunnel-tcp (cubic is Linux's default; stunnel-bbr always uses bbr; empty = leave the kernel's default)")
+	render := flag.String("render", "", "re-write the Markdown table and plots of an earlier run from its `JSON` file, without measuring")
 	repeat := flag.Int("repeat", 1, "run each measurement this many times, variants interleaved, and keep the median")
 	workloads := flag.String("workloads", "", "comma-separated workload groups (default all: "+strings.Join(workloadGroups, ",")+")")
 	var compare []string
@@ -64,6 +65,13 @@ bench/results/<date>.{json,md} and plots.
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *render != "" {
+		if err := rerender(*render); err != nil {
+			fmt.Fprintln(os.Stderr, "qtbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var groups []string
 	if *workloads != "" {
 		groups = strings.Split(*workloads, ",")
@@ -219,10 +227,12 @@ func machine() map[string]string {
 			}
 		}
 	}
+	// iperf3 prints "iperf 3.12 ...", stunnel "stunnel 5.68 ...".
 	for name, cmd := range map[string][]string{"iperf3": {"iperf3", "--version"}, "stunnel": {"stunnel4", "-version"}} {
 		out, _ := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		prefix := strings.TrimSuffix(name, "3") + " "
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(strings.TrimSpace(l), name) {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
 				m[name] = strings.TrimSpace(l)
 				break
 			}
@@ -266,6 +276,29 @@ type report struct {
 	Compare          []string `json:"compare,omitempty"`
 	Profiles         []string `json:"profiles"`
 	Results          []Result `json:"results"`
+}
+
+// rerender reads a run's JSON file and writes its Markdown and plots again
+// beside it (and as latest.* if it is the latest run).
+func rerender(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	base := strings.TrimSuffix(path, ".json")
+	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil {
+		return err
+	}
+	plots, err := r.plots(base)
+	if err != nil {
+		return fmt.Errorf("plots: %w", err)
+	}
+	fmt.Printf("wrote %s.md and %d plots\n", base, len(plots))
+	return nil
 }
 
 func (r report) write(dir string) error {

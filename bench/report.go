@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/qtunnel/qtunnel/lab"
 	"image/color"
 	"slices"
 	"strings"
@@ -31,8 +32,18 @@ func (r report) envs() []string {
 	return out
 }
 
+// variants lists the variants of the run: the standard ones in their
+// usual order, then -compare ones in the order they ran.
 func (r report) variants() []variant {
 	var out []variant
+	for _, v := range defaultVariants {
+		for _, x := range r.Results {
+			if x.Variant == v {
+				out = append(out, v)
+				break
+			}
+		}
+	}
 	for _, x := range r.Results {
 		if !slices.Contains(out, x.Variant) {
 			out = append(out, x.Variant)
@@ -159,6 +170,7 @@ func (r report) markdown() string {
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(r.claims())
 	b.WriteString("Failures, if any:\n\n")
 	n := 0
 	for _, x := range r.Results {
@@ -210,14 +222,24 @@ func colorOf(v variant, i int) color.Color {
 // plots draws grouped bar charts and returns the files written.
 func (r report) plots(base string) ([]string, error) {
 	var files []string
+	// On the emulated links throughput is shown as a share of the link's
+	// rate, so that a 20 Mbit/s link reads as well as a 500 Mbit/s one.
+	linkShare := func(env string, v float64) float64 {
+		if p, ok := lab.Profiles[env]; ok && p.RateBitsPerSec > 0 {
+			return 100 * v * 1e6 / float64(p.RateBitsPerSec)
+		}
+		return v
+	}
+	asIs := func(_ string, v float64) float64 { return v }
 	charts := []struct {
 		name, workload, title, ylabel string
 		envFilter                     func(string) bool
+		scale                         func(string, float64) float64
 	}{
-		{"loopback", "bulk-1", "Bulk throughput on loopback, 1 stream", "Mbit/s", func(e string) bool { return e == "loopback" }},
-		{"bulk", "bulk-1", "Bulk throughput on emulated links, 1 stream", "Mbit/s", func(e string) bool { return e != "loopback" }},
-		{"bulk8", "bulk-8", "Bulk throughput on emulated links, 8 streams", "Mbit/s", func(e string) bool { return e != "loopback" }},
-		{"latency", "rr-warm", "New-connection request/response, warm (median)", "ms", func(string) bool { return true }},
+		{"loopback", "bulk-1", "Bulk throughput on loopback, 1 stream", "Mbit/s", func(e string) bool { return e == "loopback" }, asIs},
+		{"bulk", "bulk-1", "Bulk throughput on emulated links, 1 stream", "% of the link's rate", func(e string) bool { return e != "loopback" }, linkShare},
+		{"bulk8", "bulk-8", "Bulk throughput on emulated links, 8 streams", "% of the link's rate", func(e string) bool { return e != "loopback" }, linkShare},
+		{"latency", "rr-cold", "First request after a client start (median)", "multiples of the RTT", func(e string) bool { return e != "loopback" }, rttMultiple},
 	}
 	for _, c := range charts {
 		var envs []string
@@ -236,11 +258,13 @@ func (r report) plots(base string) ([]string, error) {
 		p.Y.Label.Text = c.ylabel
 		vs := r.variants()
 		w := vg.Points(14)
+		top := 0.0
 		for i, v := range vs {
 			vals := make(plotter.Values, len(envs))
 			for j, e := range envs {
 				if x, ok := r.lookup(e, v, c.workload); ok {
-					vals[j] = x.Value
+					vals[j] = c.scale(e, x.Value)
+					top = max(top, vals[j])
 				}
 			}
 			bars, err := plotter.NewBarChart(vals, w)
@@ -254,6 +278,7 @@ func (r report) plots(base string) ([]string, error) {
 			p.Legend.Add(string(v), bars)
 		}
 		p.Legend.Top = true
+		p.Y.Min, p.Y.Max = 0, top*(1+0.09*float64(len(vs))) // room for the legend above the bars
 		p.NominalX(envs...)
 		file := fmt.Sprintf("%s-%s.png", base, c.name)
 		if err := p.Save(vg.Length(max(4, 1.6*float64(len(envs))))*vg.Inch, 4*vg.Inch, file); err != nil {
@@ -264,6 +289,14 @@ func (r report) plots(base string) ([]string, error) {
 	return files, nil
 }
 
+// rttMultiple turns a latency in ms into multiples of the link's RTT.
+func rttMultiple(env string, ms float64) float64 {
+	if p, ok := lab.Profiles[env]; ok && p.RTT > 0 {
+		return ms / (float64(p.RTT) / 1e6)
+	}
+	return ms
+}
+
 func (r report) anyFor(env, workload string) bool {
 	for _, v := range r.variants() {
 		if _, ok := r.lookup(env, v, workload); ok {
@@ -271,4 +304,100 @@ func (r report) anyFor(env, workload string) bool {
 		}
 	}
 	return false
+}
+
+// Design document claims, section "性能基准测试": latency in ms (TCP mode,
+// QUIC mode) per network class, and throughput in Mbit/s per scenario.
+var latencyClaims = []struct {
+	env, class     string
+	tcpLo, tcpHi   float64
+	quicLo, quicHi float64
+}{
+	{"loopback", "本地网络 local", 1, 2, 0.5, 1},
+	{"lan", "局域网 LAN", 5, 10, 3, 6},
+	{"wan", "广域网 WAN", 50, 100, 30, 60},
+	{"mobile", "移动网络 mobile", 100, 200, 60, 120},
+	{"lossy", "高丢包网络 high loss", 200, 500, 80, 150},
+}
+
+var throughputClaims = []struct {
+	scenario, env, workload string
+	tcp, quic               float64
+}{
+	{"单连接大文件 one connection, large file", "loopback", "bulk-1", 100, 95},
+	{"多连接并发 many connections", "wan", "conns-100", 80, 120},
+	{"高延迟网络 high latency", "cross-border", "bulk-1", 50, 85},
+	{"丢包环境 packet loss", "lossy", "bulk-1", 30, 75},
+	{"移动网络 mobile", "mobile", "bulk-1", 40, 70},
+}
+
+// claims puts the design document's performance tables beside what this
+// run measured.
+func (r report) claims() string {
+	var b strings.Builder
+	b.WriteString("### The design document's claims beside this run\n\n")
+	b.WriteString("Latency: the document gives no definition; measured here is a fresh TCP connection through a running tunnel, a 64-byte request and its reply (rr-warm, median), and the same right after the client started (rr-cold, median).\n\n")
+	b.WriteString("| network (env) | claimed TCP mode | claimed QUIC mode | qtunnel-tcp warm | qtunnel-quic warm | qtunnel-tcp cold | qtunnel-quic cold | stunnel cold | holds? |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, c := range latencyClaims {
+		tw, ok1 := r.lookup(c.env, vQTCP, "rr-warm")
+		qw, ok2 := r.lookup(c.env, vQQUIC, "rr-warm")
+		tc, _ := r.lookup(c.env, vQTCP, "rr-cold")
+		qc, _ := r.lookup(c.env, vQQUIC, "rr-cold")
+		sc, _ := r.lookup(c.env, vStunnel, "rr-cold")
+		if !ok1 || !ok2 {
+			continue
+		}
+		verdict := "yes"
+		switch {
+		case qw.Value > c.quicHi:
+			verdict = fmt.Sprintf("no: QUIC mode %.2f ms is above the claimed %.0f-%.0f", qw.Value, c.quicLo, c.quicHi)
+		case qw.Value < c.quicLo:
+			verdict = "better than claimed"
+		}
+		fmt.Fprintf(&b, "| %s (%s) | %g-%g | %g-%g | %.2f | %.2f | %s | %s | %s | %s |\n", c.class, c.env, c.tcpLo, c.tcpHi, c.quicLo, c.quicHi,
+			tw.Value, qw.Value, optMS(tc), optMS(qc), optMS(sc), verdict)
+	}
+	b.WriteString("\nThroughput: the document gives Mbit/s without a link; compared here is its QUIC/TCP ratio with the measured QUIC mode over QUIC mode's TCP-based peers, on the link named. (For many connections: completion time of 100 × 1 MiB, TCP's over QUIC's.)\n\n")
+	b.WriteString("| scenario (env, workload) | claimed QUIC / TCP | qtunnel-quic / stunnel (CUBIC) | qtunnel-quic / stunnel-bbr | qtunnel-quic / qtunnel-tcp (BBR) | holds? |\n|---|---:|---:|---:|---:|---|\n")
+	for _, c := range throughputClaims {
+		q, ok := r.lookup(c.env, vQQUIC, c.workload)
+		if !ok {
+			continue
+		}
+		ratio := func(v variant) (float64, string) {
+			x, ok := r.lookup(c.env, v, c.workload)
+			if !ok || x.Value <= 0 || q.Value <= 0 {
+				return 0, "–"
+			}
+			f := q.Value / x.Value
+			if c.workload == "conns-100" { // a time: lower is better
+				f = x.Value / q.Value
+			}
+			return f, fmt.Sprintf("%.2f×", f)
+		}
+		claimed := c.quic / c.tcp
+		fs, ss := ratio(vStunnel)
+		_, sb := ratio(vStunnelBBR)
+		ft, st := ratio(vQTCP)
+		verdict := "–"
+		switch {
+		case fs == 0:
+		case fs >= claimed && (ft == 0 || ft >= claimed):
+			verdict = "yes"
+		case fs >= claimed:
+			verdict = "against stunnel on CUBIC yes; against BBR-based TCP no"
+		default:
+			verdict = "no"
+		}
+		fmt.Fprintf(&b, "| %s (%s, %s) | %.2f× | %s | %s | %s | %s |\n", c.scenario, c.env, c.workload, claimed, ss, sb, st, verdict)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func optMS(x Result) string {
+	if x.Workload == "" {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", x.Value)
 }
