@@ -114,20 +114,7 @@ func NewEarlyRequest(s secret.Secret, now time.Time) (proto.EarlyAuthRequest, er
 // VerifyEarly is Verify for a 0-RTT proof. Freshness is the caller's to
 // check, with a ReplayGuard.
 func VerifyEarly(req proto.EarlyAuthRequest, secrets []secret.Secret) (int, error) {
-	match := -1
-	for i, s := range secrets {
-		if s.IsZero() {
-			continue
-		}
-		want := EarlyProof(s, req.UnixMilli, req.Nonce)
-		if subtle.ConstantTimeCompare(want[:], req.Proof[:]) == 1 && match < 0 {
-			match = i
-		}
-	}
-	if match < 0 {
-		return -1, ErrBadProof
-	}
-	return match, nil
+	return match(secrets, req.Proof, func(s secret.Secret) [proto.ProofSize]byte { return EarlyProof(s, req.UnixMilli, req.Nonce) })
 }
 
 // Client runs the client's half over rw, a stream of the TLS session whose
@@ -176,20 +163,27 @@ func CheckServerAnswer(r io.Reader, s secret.Secret, exporter []byte) error {
 // matches, or ErrBadProof. Every secret is checked, whatever matched, so the
 // time taken says nothing about which did.
 func Verify(req proto.AuthRequest, secrets []secret.Secret, exporter []byte) (int, error) {
-	match := -1
+	return match(secrets, req.Proof, func(s secret.Secret) [proto.ProofSize]byte { return ClientProof(s, exporter) })
+}
+
+// match returns the index of the first secret whose proof, as want computes
+// it, equals got. It compares in constant time against every secret, and
+// never matches an empty one (it would let anyone prove it).
+func match(secrets []secret.Secret, got [proto.ProofSize]byte, want func(secret.Secret) [proto.ProofSize]byte) (int, error) {
+	found := -1
 	for i, s := range secrets {
 		if s.IsZero() {
-			continue // an empty key would let anyone prove it
+			continue
 		}
-		want := ClientProof(s, exporter)
-		if subtle.ConstantTimeCompare(want[:], req.Proof[:]) == 1 && match < 0 {
-			match = i
+		w := want(s)
+		if subtle.ConstantTimeCompare(w[:], got[:]) == 1 && found < 0 {
+			found = i
 		}
 	}
-	if match < 0 {
+	if found < 0 {
 		return -1, ErrBadProof
 	}
-	return match, nil
+	return found, nil
 }
 
 // Server runs the server's half over rw: it reads the client's proof,

@@ -94,10 +94,13 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 		failures++
 		d.noteFailure(err, failures)
 	}
-	// After a connection failed the server's proof, the next attempts wait
-	// for it, so that a wrong secret surfaces as the configuration error it
-	// is rather than as dropped connections.
-	mode := attemptMode{pipeline: d.cfg.CertVerified, early: true}
+	// After a connection failed a check for a reason retrying cannot fix
+	// (a wrong secret), the next attempts check everything before they
+	// report a connection, so that the error surfaces as the configuration
+	// error it is rather than as dropped connections; a connection that
+	// passes every check restores the fast modes.
+	fast := attemptMode{pipeline: d.cfg.CertVerified, early: true}
+	mode := fast
 	for ctx.Err() == nil {
 		s, err := d.connect(ctx, tr, mode, onFail)
 		if err != nil {
@@ -111,6 +114,9 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
+		if s.verified == nil {
+			mode = fast
+		}
 		conn := s.conn
 		d.setConnected(conn, s.early)
 		d.cfg.Logger.Info("connected to server", "server", d.cfg.Server, "transport", "quic", "0rtt", s.early != nil,
@@ -120,7 +126,9 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 			_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), "")
 			d.setState(StateConnecting, nil, nil)
 			onFail(err)
-			mode = attemptMode{}
+			if IsConfigError(err) {
+				mode = attemptMode{}
+			}
 		}
 		for waiting := true; waiting; {
 			select {
@@ -129,6 +137,7 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 				switch {
 				case err == nil:
 					d.confirm(s.early)
+					mode = fast
 					continue
 				case errors.Is(err, errEarlyRejected):
 					// Go on in 1-RTT on the same connection; the streams
