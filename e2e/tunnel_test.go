@@ -17,7 +17,6 @@ import (
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/qtunnel/qtunnel/core/cert"
 	"github.com/qtunnel/qtunnel/internal/testutil"
 )
 
@@ -239,14 +238,7 @@ type mitm struct {
 }
 
 func mitmTLSConfig(t *testing.T) *tls.Config {
-	certPEM, keyPEM, err := cert.Generate([]string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testutil.Certificate(t, "127.0.0.1")
 	return &tls.Config{Certificates: []tls.Certificate{c}, NextProtos: []string{"qtunnel/1"}, MinVersion: tls.VersionTLS13}
 }
 

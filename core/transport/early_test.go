@@ -10,9 +10,9 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/qtunnel/qtunnel/core/auth"
-	"github.com/qtunnel/qtunnel/core/cert"
 	"github.com/qtunnel/qtunnel/core/proto"
 	"github.com/qtunnel/qtunnel/core/secret"
+	"github.com/qtunnel/qtunnel/internal/testutil"
 )
 
 // TestServerEarlyProofPaths drives a QUICServer with a raw QUIC client
@@ -22,14 +22,7 @@ import (
 //   - a wrong early proof is refused and the connection closed, and no
 //     stream is ever handed to the handler.
 func TestServerEarlyProofPaths(t *testing.T) {
-	certPEM, keyPEM, err := cert.Generate([]string{"localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crt, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	crt := testutil.Certificate(t, "localhost")
 	sec, err := secret.New([]byte("a secret for the early proof tests, long enough"))
 	if err != nil {
 		t.Fatal(err)

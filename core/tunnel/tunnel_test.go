@@ -28,18 +28,7 @@ func TestMain(m *testing.M) {
 
 var transports = []tunnel.Transport{tunnel.TransportQUIC, tunnel.TransportTCP}
 
-func testCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	certPEM, keyPEM, err := cert.Generate([]string{"localhost"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func testCert(t testing.TB) tls.Certificate { return testutil.Certificate(t, "localhost") }
 
 func mustSecret(t testing.TB, s string) secret.Secret {
 	t.Helper()

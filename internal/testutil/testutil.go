@@ -6,6 +6,7 @@ package testutil
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/qtunnel/qtunnel/core/cert"
 )
 
 // Backend is a TCP server on loopback run by a test.
@@ -313,4 +316,19 @@ func (p *UDPDelayProxy) close() {
 	p.peers = nil
 	p.mu.Unlock()
 	p.wg.Wait()
+}
+
+// Certificate returns a fresh self-signed certificate for hosts, made the
+// way a QTunnel server makes its own (cert.Generate).
+func Certificate(t testing.TB, hosts ...string) tls.Certificate {
+	t.Helper()
+	certPEM, keyPEM, err := cert.Generate(hosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
