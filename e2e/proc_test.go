@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,6 +22,11 @@ var binary string
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "qtunnel-e2e-")
 	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Readable by all: one test runs the binary as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -53,15 +59,36 @@ type proc struct {
 }
 
 // start runs qtunnel with args and env (added to a minimal environment).
+// A tunnel process gets -control=off unless args choose a control socket
+// or a configuration file (which then must), so that tests running side by
+// side do not compete for the default one.
 func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startAs(t, nil, name, env, args...)
+}
+
+// startAs is start as another user (cred nil: as this process's user).
+func startAs(t *testing.T, cred *syscall.Credential, name string, env []string, args ...string) *proc {
+	t.Helper()
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.ContainsFunc(args, func(a string) bool {
+		return strings.HasPrefix(a, "-control") || strings.HasPrefix(a, "-config")
+	}) {
+		args = append(args, "-control=off")
+	}
 	p := &proc{t: t, name: name, stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
+	if cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	// GORACE: the race runtime otherwise sleeps 1 s at every exit; any race
 	// still fails the process (exit code 66).
 	// STATE_DIRECTORY: a client keeps its session tickets there; a test
 	// must not write them to the real /var/lib/qtunnel or ~/.local/state.
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir(),
+	home, state := t.TempDir(), t.TempDir()
+	if cred != nil {
+		home, state = userDir(t, cred), userDir(t, cred)
+	}
+	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "STATE_DIRECTORY=" + state,
 		"GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
 	if err := p.cmd.Start(); err != nil {
@@ -219,4 +246,14 @@ func startTunnel(t *testing.T, quic bool, backend string) *tunnelSetup {
 		"-secret-file="+s.secretPath, modeFlag(quic), "-log-level=debug")
 	s.client.waitLog(`msg="connected to server"`, 20*time.Second)
 	return s
+}
+
+// chownAll gives paths to cred's user, for a process started as it.
+func chownAll(t *testing.T, cred *syscall.Credential, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if err := os.Chown(p, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -131,7 +131,10 @@ func TestLabSelfCheck(t *testing.T) {
 		// Probes 20 ms apart: far enough that keeping order rarely binds.
 		rtts := probeRTT(t, c, 100, 20*time.Millisecond)
 		spread := rtts[len(rtts)*9/10] - rtts[len(rtts)/10]
-		if m := median(rtts); (m - 40*time.Millisecond).Abs() > 4*time.Millisecond {
+		// 6 ms: make test runs this beside the e2e tests on two cores, and
+		// the pump's wake-ups come late under that load; a wrong delay or
+		// a doubled jitter is still far outside.
+		if m := median(rtts); (m - 40*time.Millisecond).Abs() > 6*time.Millisecond {
 			t.Errorf("median RTT %v with jitter, want about 40 ms", m)
 		}
 		if spread < 8*time.Millisecond || spread > 18*time.Millisecond {

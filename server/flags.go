@@ -35,6 +35,9 @@ type options struct {
 	pprof               string
 	congestion          string
 	version             bool
+
+	configFile, checkConfig string
+	control, metrics        string
 }
 
 const usageHead = `qtunnel carries TCP connections through an encrypted tunnel, over QUIC or
@@ -43,6 +46,11 @@ over TLS 1.3 on TCP, authenticated both ways with a shared secret.
 Usage:
   qtunnel -listen=ADDR -backend=ADDR [-quic=true] [options]                 server
   qtunnel -listen=ADDR -backend=SERVER -clientmode=true [-quic=true] [options] client
+  qtunnel -config=FILE [options]              client or server from a YAML file (flags override it)
+  qtunnel -check-config=FILE                  check a configuration file and exit
+  qtunnel status [-json] | up | down | reload  talk to the running client (-server: the server)
+  qtunnel share -config=FILE -address=HOST:PORT  print a link and QR code for a client to import
+  qtunnel import LINK [-config=FILE]          write a client configuration from a link
   qtunnel -generate-secret [-secret-file=PATH]
   qtunnel -generate-cert [-cert-file=server.crt -key-file=server.key]
 
@@ -57,6 +65,11 @@ Examples:
 
   # the design document's form (the secret on the command line shows in ps; a warning says so)
   qtunnel -listen=:8080 -backend=server:80 -secret=mysecret
+
+  # several forwards over one connection, from a file (see docs/configuration.md)
+  qtunnel -config=$HOME/.config/qtunnel/client.yaml
+  qtunnel status
+  kill -HUP $(pidof qtunnel)     # or: qtunnel reload   (re-reads the file)
 
 The secret comes from exactly one of -secret-file, the QTUNNEL_SECRET environment
 variable, or -secret. Without -pin or -ca the client trusts the server because it
@@ -91,6 +104,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.congestion, "congestion", "bbr", "congestion control for what this side sends: `bbr` (keeps long, lossy links full; in TCP mode the kernel's BBR where it has it) or reno (quic-go's NewReno; in TCP mode the kernel's default)")
 	fs.StringVar(&o.pprof, "pprof", "", "serve Go's profiler (net/http/pprof) on this loopback `address`, for diagnosing performance")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.configFile, "config", "", "read the configuration from this YAML `file`; flags given as well override it")
+	fs.StringVar(&o.checkConfig, "check-config", "", "check the configuration `file`, print what it sets up or every error with its line, and exit")
+	fs.StringVar(&o.control, "control", "", "control socket `path` for qtunnel status/up/down/reload (default: a per-user path; off: none)")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`address`/metrics, e.g. 127.0.0.1:9100")
 	return fs
 }
 
@@ -99,6 +116,7 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
+	fmt.Fprint(w, "\n"+subcommandUsage)
 }
 
 // usageError is a mistake on the command line: exit code 2.
@@ -110,7 +128,20 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 // check validates the options against each other.
 func (o *options) check() error {
-	if o.generateSecret || o.generateCert || o.version {
+	if o.generateSecret || o.generateCert || o.version || o.checkConfig != "" {
+		return nil
+	}
+	if o.configFile == "" {
+		if err := o.checkRole(); err != nil {
+			return err
+		}
+	}
+	if err := o.checkCommon(); err != nil {
+		return err
+	}
+	if o.configFile != "" {
+		// The file supplies what the flags leave out; checkMerged looks
+		// at the result.
 		return nil
 	}
 	if o.listen == "" {
@@ -122,24 +153,44 @@ func (o *options) check() error {
 		}
 		return usagef("-backend is required: the host:port to forward to")
 	}
-	if err := checkAddr("-listen", o.listen, true); err != nil {
-		return err
-	}
-	if err := checkAddr("-backend", o.backend, false); err != nil {
-		return err
-	}
-	if (o.certFile == "") != (o.keyFile == "") {
-		return usagef("-cert-file and -key-file go together")
-	}
+	return nil
+}
+
+// checkRole refuses flags of the other role (with -config, the file says
+// which role; flags of the other one are then ignored).
+func (o *options) checkRole() error {
 	if o.clientMode {
 		if o.certFile != "" {
 			return usagef("-cert-file and -key-file are for the server; the client checks the server with -pin or -ca")
 		}
-	} else {
-		for _, f := range []struct{ name, value string }{{"-pin", o.pin}, {"-ca", o.ca}, {"-sni", o.sni}} {
-			if f.value != "" {
-				return usagef("%s is for the client (-clientmode=true)", f.name)
-			}
+		return nil
+	}
+	for _, f := range []struct{ name, value string }{{"-pin", o.pin}, {"-ca", o.ca}, {"-sni", o.sni}} {
+		if f.value != "" {
+			return usagef("%s is for the client (-clientmode=true)", f.name)
+		}
+	}
+	return nil
+}
+
+// checkCommon checks the flags that mean the same with or without -config.
+func (o *options) checkCommon() error {
+	if (o.certFile == "") != (o.keyFile == "") {
+		return usagef("-cert-file and -key-file go together")
+	}
+	if o.listen != "" {
+		if err := checkAddr("-listen", o.listen, true); err != nil {
+			return err
+		}
+	}
+	if o.backend != "" {
+		if err := checkAddr("-backend", o.backend, false); err != nil {
+			return err
+		}
+	}
+	if o.metrics != "" {
+		if err := checkAddr("-metrics", o.metrics, true); err != nil {
+			return err
 		}
 	}
 	if o.pin != "" {

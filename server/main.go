@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,13 +18,16 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/qtunnel/qtunnel/agent"
+	"github.com/qtunnel/qtunnel/control"
 	"github.com/qtunnel/qtunnel/core/cert"
+	"github.com/qtunnel/qtunnel/core/config"
 	"github.com/qtunnel/qtunnel/core/secret"
-	"github.com/qtunnel/qtunnel/core/transport"
-	"github.com/qtunnel/qtunnel/core/tunnel"
+	"github.com/qtunnel/qtunnel/metrics"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -52,6 +53,11 @@ func main() {
 
 // run is the whole program, testable: it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) > 0 {
+		if cmd, ok := subcommands[args[0]]; ok {
+			return exitCode(cmd(ctx, args[1:], stdout, stderr, getenv), stderr)
+		}
+	}
 	var o options
 	fs := newFlagSet(&o)
 	if err := fs.Parse(args); err != nil {
@@ -72,20 +78,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	err := o.check()
 	if err == nil {
-		err = execute(ctx, &o, stdout, stderr, getenv)
+		err = execute(ctx, &o, flagsSet(fs), stdout, stderr, getenv)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "qtunnel: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
-	}
-	return 0
+	return exitCode(err, stderr)
 }
 
-func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv func(string) string) error {
+// exitCode reports err and turns it into the exit code: 0, 2 for a
+// mistake on the command line, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "qtunnel: %v\n", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+func execute(ctx context.Context, o *options, set map[string]bool, stdout, stderr io.Writer, getenv func(string) string) error {
 	switch {
 	case o.version:
 		fmt.Fprintln(stdout, "qtunnel", buildVersion(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
@@ -94,21 +106,64 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv f
 		return generateSecret(o, stdout, stderr)
 	case o.generateCert:
 		return generateCert(o, stdout)
+	case o.checkConfig != "":
+		return checkConfigFile(o.checkConfig, stdout)
 	}
-	level, _ := parseLevel(o.logLevel)
-	log := newLogger(stderr, o.logFormat, level)
+	cfg, err := buildConfig(o, set, getenv)
+	if err != nil {
+		return err
+	}
+	levelVar := new(slog.LevelVar)
+	level, _ := parseLevel(orDefault(cfg.LogLevel, "info"))
+	levelVar.Set(level)
+	log := newLogger(stderr, orDefault(cfg.LogFormat, "text"), levelVar)
 	if o.pprof != "" {
 		if err := servePprof(ctx, o.pprof, log); err != nil {
 			return err
 		}
 	}
+	secrets, err := commandLineSecrets(o, cfg, set, log, getenv)
+	if err != nil {
+		return err
+	}
+	if cfg.Mode == config.ModeClient {
+		if err := checkResolvable(cfg.Server); err != nil {
+			return err
+		}
+	}
+	var load func() (*config.Config, error)
+	if o.configFile != "" {
+		load = func() (*config.Config, error) { return buildConfig(o, set, getenv) }
+	}
+	a, err := agent.New(agent.Options{Config: cfg, Load: load, Secrets: secrets, Logger: log, LogLevel: levelVar, Version: buildVersion()})
+	if err != nil {
+		return err
+	}
+	return runAgent(ctx, a, cfg, log)
+}
 
-	sec, src, err := secret.Resolve(o.secret, o.secretFile, getenv(secret.EnvVar))
+// commandLineSecrets are the secrets from -secret, -secret-file or the
+// environment, which win over a secret-file named in the configuration
+// file; nil when the configuration's secret files are to be read.
+func commandLineSecrets(o *options, cfg *config.Config, set map[string]bool, log *slog.Logger, getenv func(string) string) ([]secret.Secret, error) {
+	env := getenv(secret.EnvVar)
+	if len(cfg.SecretFiles) > 0 && !set["secret-file"] {
+		if o.secret == "" && env == "" {
+			return nil, nil
+		}
+		cfg.SecretFiles = nil // the command line and environment override the file
+	}
+	file := ""
+	if len(cfg.SecretFiles) > 0 {
+		file = cfg.SecretFiles[0]
+		cfg.SecretFiles = nil
+	}
+	sec, src, err := secret.Resolve(o.secret, file, env)
 	if err != nil {
 		if errors.Is(err, secret.ErrNoSecret) || errors.Is(err, secret.ErrManySources) {
-			return usageError{err.Error()}
+			return nil, usageError{err.Error()}
 		}
-		return err
+		return nil, err
 	}
 	if src == secret.SourceFlag {
 		log.Warn("the secret given with -secret can be read by other users of this machine (ps, /proc); prefer -secret-file or " + secret.EnvVar)
@@ -116,126 +171,114 @@ func execute(ctx context.Context, o *options, stdout, stderr io.Writer, getenv f
 	if secret.Weak(sec) {
 		log.Warn("the secret is weak: someone who intercepts one handshake could guess it offline; make a strong one with: qtunnel -generate-secret")
 	}
-	if o.clientMode {
-		return runClient(ctx, o, sec, log, getenv)
-	}
-	return runServer(ctx, o, sec, log, getenv)
+	return []secret.Secret{sec}, nil
 }
 
-func runClient(ctx context.Context, o *options, sec secret.Secret, log *slog.Logger, getenv func(string) string) error {
-	trust, err := clientTrust(o)
-	if err != nil {
-		return err
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
 	}
-	if err := checkResolvable(o.backend); err != nil {
-		return err
-	}
-	tr := o.transport()
-	c, err := tunnel.StartClient(ctx, tunnel.ClientConfig{
-		Listen:       o.listen,
-		Server:       o.backend,
-		Transport:    tr,
-		Secret:       sec,
-		Trust:        trust,
-		Logger:       log,
-		DrainTimeout: o.drainTimeout,
-		Dialer: transport.DialerConfig{PoolSize: o.poolSize, Congestion: transport.Congestion(o.congestion),
-			SessionFile: sessionFile(o, getenv)},
-	})
-	if err != nil {
-		return err
-	}
-	if host, _, _ := net.SplitHostPort(o.listen); host == "" || host == "0.0.0.0" || host == "::" {
-		log.Warn("the client accepts connections from other machines too; anyone who can reach " + c.Addr().String() + " can use the tunnel (use -listen=127.0.0.1:PORT to keep it local)")
-	}
-	log.Info("client started", "listen", c.Addr().String(), "server", o.backend, "transport", string(tr), "server_verified_by", trust.Describe())
-	if err := c.Wait(); err != nil {
-		return err
-	}
-	log.Info("client stopped")
-	return nil
+	return s
 }
 
-func runServer(ctx context.Context, o *options, sec secret.Secret, log *slog.Logger, getenv func(string) string) error {
-	var (
-		crt tls.Certificate
-		err error
-	)
-	if o.certFile != "" {
-		crt, err = cert.Load(o.certFile, o.keyFile)
-		if err != nil {
-			return err
-		}
-	} else {
-		dir := o.stateDir
-		if dir == "" {
-			dir = defaultStateDir(getenv)
-		}
-		var created bool
-		crt, created, err = cert.LoadOrCreate(dir, nil)
-		if err != nil {
-			return fmt.Errorf("server certificate: %w", err)
-		}
-		if created {
-			log.Info("generated a self-signed certificate", "dir", dir)
-		}
+// runAgent runs the engine with its control socket, metrics endpoint and
+// SIGHUP reloads until ctx is done.
+func runAgent(ctx context.Context, a *agent.Agent, cfg *config.Config, log *slog.Logger) error {
+	role := control.RoleServer
+	if cfg.Mode == config.ModeClient {
+		role = control.RoleClient
 	}
-	fp, err := cert.LeafFingerprint(crt)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	ln, err := controlListener(cfg.Control, role, log)
 	if err != nil {
 		return err
 	}
-	tr := o.transport()
-	s, err := tunnel.StartServer(ctx, tunnel.ServerConfig{
-		Listen:       o.listen,
-		Backend:      o.backend,
-		Transport:    tr,
-		Certificate:  crt,
-		Secrets:      []secret.Secret{sec},
-		Logger:       log,
-		DrainTimeout: o.drainTimeout,
-		Peers:        transport.ServerConfig{Congestion: transport.Congestion(o.congestion)},
-	})
-	if err != nil {
-		return err
+	if ln != nil {
+		log.Info("control socket", "path", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := control.Serve(ctx, ln, a); err != nil {
+				log.Warn("control API stopped", "err", err)
+			}
+		}()
 	}
-	network := "tcp"
-	if o.useQUIC {
-		network = "udp"
+	if cfg.Metrics != "" {
+		ln, err := metrics.Listen(cfg.Metrics)
+		if err != nil {
+			return fmt.Errorf("metrics endpoint: %w", err)
+		}
+		log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := metrics.Serve(ctx, ln, a.Status); err != nil {
+				log.Warn("metrics endpoint stopped", "err", err)
+			}
+		}()
 	}
-	log.Info("server started", "listen", network+"/"+s.Addr().String(), "backend", o.backend, "transport", string(tr))
-	log.Info("certificate fingerprint; clients may pin it with -pin", "pin", fp.String())
-	if err := s.Wait(); err != nil {
-		return err
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reloadOnHangup(ctx, a, log)
+	}()
+	err = a.Run(ctx)
+	if err == nil {
+		log.Info(string(role) + " stopped")
 	}
-	log.Info("server stopped")
-	return nil
+	return err
 }
 
-func clientTrust(o *options) (transport.Trust, error) {
-	t := transport.Trust{ServerName: o.sni}
-	if o.pin != "" {
-		pin, err := cert.ParsePin(o.pin) // checked in options.check
-		if err != nil {
-			return t, err
-		}
-		t.Pin = &pin
-	}
-	switch o.ca {
+// controlListener opens the control socket: the configured path, or the
+// per-user default. A default path held by another running qtunnel of the
+// same user is not an error (the design document's users run several
+// tunnels side by side): that process then has no control socket.
+func controlListener(path string, role control.Role, log *slog.Logger) (net.Listener, error) {
+	switch path {
+	case "off", "none":
+		return nil, nil
 	case "":
-	case "system":
-		t.CA = true
-	default:
-		pemData, err := os.ReadFile(o.ca)
+		def, err := control.DefaultPath(role)
 		if err != nil {
-			return t, fmt.Errorf("read CA file: %w", err)
+			log.Warn("no control socket", "err", err)
+			return nil, nil
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemData) {
-			return t, fmt.Errorf("CA file %s holds no PEM certificate", o.ca)
+		ln, err := control.Listen(def)
+		if errors.Is(err, control.ErrInUse) {
+			log.Warn("no control socket: another qtunnel " + string(role) + " of this user serves the default one; give -control=PATH for one here")
+			return nil, nil
 		}
-		t.CA, t.RootCAs = true, pool
+		if err != nil {
+			return nil, fmt.Errorf("control socket: %w (give -control=PATH, or -control=off)", err)
+		}
+		return ln, nil
 	}
-	return t, nil
+	ln, err := control.Listen(path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// reloadOnHangup reads the configuration again on every SIGHUP.
+func reloadOnHangup(ctx context.Context, a *agent.Agent, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if _, err := a.Reload(ctx); err != nil {
+				log.Error("reload refused; the running configuration stays", "err", err)
+			}
+		}
+	}
 }
 
 // checkResolvable fails on a server host name that does not exist: almost
@@ -251,7 +294,7 @@ func checkResolvable(hostport string) error {
 	_, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) && dnsErr.IsNotFound {
-		return fmt.Errorf("-backend=%s: no such host %q", hostport, host)
+		return fmt.Errorf("server address %s: no such host %q", hostport, host)
 	}
 	return nil
 }
@@ -312,19 +355,6 @@ func generateCert(o *options, stdout io.Writer) error {
 	return nil
 }
 
-// sessionFile is where a QUIC client keeps its TLS session tickets, so
-// that after a restart it resumes with 0-RTT; "" (memory only) in TCP mode.
-func sessionFile(o *options, getenv func(string) string) string {
-	if o.transport() != tunnel.TransportQUIC {
-		return ""
-	}
-	dir := o.stateDir
-	if dir == "" {
-		dir = defaultStateDir(getenv)
-	}
-	return filepath.Join(dir, "client-sessions.json")
-}
-
 // defaultStateDir is where the server keeps its generated certificate:
 // systemd's StateDirectory if set, /var/lib/qtunnel for root on Unix, else
 // the user's state directory.
@@ -357,7 +387,7 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))

@@ -24,6 +24,10 @@ func runArgs(t *testing.T, env map[string]string, args ...string) (int, string, 
 		}
 		return stateDir
 	}
+	// No control socket at the default path: tests run side by side.
+	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !strings.HasPrefix(args[0], "-h") && !strings.HasPrefix(args[0], "--h") {
+		args = append([]string{"-control=off"}, args...)
+	}
 	// A cancelled context: commands that would serve stop at once.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -443,10 +443,14 @@ func (d *QUICDialer) Status() Status {
 	defer d.mu.Unlock()
 	st := Status{State: d.state, Since: d.since, LastError: d.lastErr, Connects: d.connects}
 	if d.conn != nil {
-		st.RTT = d.conn.ConnectionStats().SmoothedRTT
+		cs := d.conn.ConnectionStats()
+		st.RTT, st.PacketsSent, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsLost
 	}
 	return st
 }
+
+// Changed implements Dialer.
+func (d *QUICDialer) Changed() <-chan struct{} { return d.changes.wait() }
 
 // setConnected records conn as the connection to use; early is its
 // unconfirmed 0-RTT state, or nil.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,9 +30,11 @@ type QUICServer struct {
 	conns   group            // one goroutine per connection
 	streams group            // one goroutine per stream handler
 	peers   atomic.Int64
+	counts  peerCounters
 
-	mu   sync.Mutex
-	live map[*quic.Conn]struct{}
+	mu     sync.Mutex
+	live   map[*quic.Conn]struct{}
+	authed map[*quic.Conn]time.Time // authenticated, with the time
 }
 
 // ListenQUIC binds the UDP socket and starts listening; Serve accepts.
@@ -48,7 +51,7 @@ func ListenQUIC(cfg ServerConfig) (*QUICServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on UDP %s: %w", c.Listen, err)
 	}
-	s := &QUICServer{cfg: c, udp: udp, live: make(map[*quic.Conn]struct{})}
+	s := &QUICServer{cfg: c, udp: udp, live: make(map[*quic.Conn]struct{}), authed: make(map[*quic.Conn]time.Time)}
 	s.tr = &quic.Transport{
 		Conn:              udp,
 		StatelessResetKey: resetKey,
@@ -122,6 +125,7 @@ func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 		switch {
 		case errors.Is(err, auth.ErrBadProof):
 			code = proto.CodeAuthFailed
+			s.counts.authFailures.Add(1)
 			log.Warn("authentication failed: wrong secret, or proof relayed from another session")
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 			code = proto.CodeAuthTimeout
@@ -146,6 +150,17 @@ func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 		}()
 	}
 	log.Info("client authenticated", "transport", "quic", "0rtt", early)
+	s.counts.handshakes.Add(1)
+	s.counts.active.Add(1)
+	s.mu.Lock()
+	s.authed[conn] = time.Now()
+	s.mu.Unlock()
+	defer func() {
+		s.counts.active.Add(-1)
+		s.mu.Lock()
+		delete(s.authed, conn)
+		s.mu.Unlock()
+	}()
 	peer := Peer{Addr: conn.RemoteAddr(), SecretIndex: idx}
 	for {
 		st, err := conn.AcceptStream(context.Background())
@@ -246,6 +261,29 @@ func handshakeExporter(conn *quic.Conn, deadline time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("TLS handshake: %w", context.DeadlineExceeded)
 	}
 	return auth.Exporter(conn.ConnectionState().TLS)
+}
+
+// Stats implements Server.
+func (s *QUICServer) Stats(maxConns int) ServerStats {
+	type authedConn struct {
+		conn  *quic.Conn
+		since time.Time
+	}
+	st := s.counts.stats()
+	s.mu.Lock()
+	conns := make([]authedConn, 0, len(s.authed))
+	for c, since := range s.authed {
+		conns = append(conns, authedConn{c, since})
+	}
+	s.mu.Unlock()
+	// Oldest first, then cut: the list stays bounded whatever the load.
+	slices.SortFunc(conns, func(a, b authedConn) int { return a.since.Compare(b.since) })
+	for _, c := range conns[:min(len(conns), max(maxConns, 0))] {
+		cs := c.conn.ConnectionStats()
+		st.Conns = append(st.Conns, ConnInfo{Peer: c.conn.RemoteAddr(), Since: c.since,
+			RTT: cs.SmoothedRTT, PacketsSent: cs.PacketsSent, PacketsLost: cs.PacketsLost})
+	}
+	return st
 }
 
 // Drain implements Server.

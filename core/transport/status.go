@@ -1,12 +1,16 @@
 package transport
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/auth"
@@ -46,6 +50,40 @@ type Status struct {
 	// RTT is the smoothed round-trip time of the current QUIC connection;
 	// zero when unknown.
 	RTT time.Duration
+	// PacketsSent and PacketsLost count the current QUIC connection's
+	// packets, and those declared lost (zero in TCP mode: the kernel keeps
+	// that to itself).
+	PacketsSent, PacketsLost uint64
+}
+
+// ServerStats counts a Server's peers.
+type ServerStats struct {
+	// Handshakes counts peers that proved the secret; AuthFailures those
+	// that sent a wrong proof.
+	Handshakes, AuthFailures int64
+	// Active is the number of authenticated connections open now (in TCP
+	// mode one per stream or pooled spare).
+	Active int64
+	// Conns lists open authenticated QUIC connections, oldest first, at
+	// most the number asked for; empty in TCP mode.
+	Conns []ConnInfo
+}
+
+// ConnInfo is one authenticated QUIC connection as the server sees it.
+type ConnInfo struct {
+	Peer                     net.Addr
+	Since                    time.Time
+	RTT                      time.Duration
+	PacketsSent, PacketsLost uint64
+}
+
+// peerCounters are the counters both servers keep for ServerStats.
+type peerCounters struct {
+	handshakes, authFailures, active atomic.Int64
+}
+
+func (p *peerCounters) stats() ServerStats {
+	return ServerStats{Handshakes: p.handshakes.Load(), AuthFailures: p.authFailures.Load(), Active: p.active.Load()}
 }
 
 // ErrNotConnected is returned by Open when no connection came up in time.
@@ -120,4 +158,40 @@ func (b *broadcast) notify() {
 		close(b.changed)
 		b.changed = nil
 	}
+}
+
+// Describe says what a connection failure means, in words a user can act
+// on; "" for nil.
+func Describe(err error) string {
+	var (
+		unknownAuthority x509.UnknownAuthorityError
+		hostname         x509.HostnameError
+		invalid          x509.CertificateInvalidError
+		verify           *tls.CertificateVerificationError
+		dnsErr           *net.DNSError
+		netErr           net.Error
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, auth.ErrRejected):
+		return "the server refused our secret: the two ends do not have the same secret"
+	case errors.Is(err, auth.ErrServerProof):
+		return "the server could not prove it knows the secret: a different secret, or someone in the middle"
+	case errors.Is(err, cert.ErrPinMismatch):
+		return "the server's certificate does not match the pin: a different server, or someone in the middle"
+	case errors.As(err, &unknownAuthority), errors.As(err, &hostname), errors.As(err, &invalid), errors.As(err, &verify):
+		return "the server's certificate could not be verified: " + err.Error()
+	case strings.Contains(err.Error(), "no application protocol"):
+		return "the server does not speak QTunnel: a wrong port, or the two ends use different transports (-quic)"
+	case errors.As(err, &dnsErr):
+		return "cannot find the server's address: " + dnsErr.Error()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "the server refused the connection: nothing listens on that port"
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to the server: is the network up?"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "no answer from the server: is it running, and is its port open (UDP for QUIC)?"
+	}
+	return "cannot connect to the server: " + err.Error()
 }

@@ -38,6 +38,9 @@ type Dialer interface {
 	Open(ctx context.Context) (Stream, error)
 	// Status reports the connection state.
 	Status() Status
+	// Changed returns a channel closed at the next change of state or
+	// last error, so that a front end can follow without polling.
+	Changed() <-chan struct{}
 }
 
 // Handler serves one stream from an authenticated peer. It owns the stream.
@@ -56,6 +59,8 @@ type Server interface {
 	// then it cuts what is left, closes every connection and the socket, and
 	// returns once every goroutine it started has returned.
 	Drain(ctx context.Context) error
+	// Stats reads the peer counters, listing at most maxConns connections.
+	Stats(maxConns int) ServerStats
 }
 
 // quicStream adapts a QUIC stream.

@@ -24,6 +24,7 @@ type TCPDialer struct {
 	refill  chan struct{}
 	watches sync.WaitGroup
 	ccNote  ccNote
+	changes broadcast // state and last-error changes
 
 	mu       sync.Mutex
 	idle     []*pooledConn // oldest first
@@ -292,7 +293,11 @@ func (d *TCPDialer) setState(s State, lastErr error) {
 		d.lastErr = lastErr
 	}
 	d.mu.Unlock()
+	d.changes.notify()
 }
+
+// Changed implements Dialer.
+func (d *TCPDialer) Changed() <-chan struct{} { return d.changes.wait() }
 
 func (d *TCPDialer) noteFailure(err error, failures int) {
 	d.mu.Lock()
@@ -302,5 +307,6 @@ func (d *TCPDialer) noteFailure(err error, failures int) {
 		d.state, d.since = StateConnecting, time.Now()
 	}
 	d.mu.Unlock()
+	d.changes.notify()
 	logFailure(d.cfg, err, prev, failures)
 }

@@ -22,6 +22,7 @@ type TCPServer struct {
 	tlsConf *tls.Config
 	conns   group
 	peers   atomic.Int64
+	counts  peerCounters
 
 	mu       sync.Mutex
 	live     map[net.Conn]bool // value: a stream has started on it
@@ -122,6 +123,7 @@ func (s *TCPServer) serveConn(raw net.Conn, h Handler) {
 	idx, err := s.authenticate(conn)
 	if err != nil {
 		if errors.Is(err, auth.ErrBadProof) {
+			s.counts.authFailures.Add(1)
 			log.Warn("authentication failed: wrong secret, or proof relayed from another session")
 		} else {
 			log.Debug("handshake failed", "err", err)
@@ -130,6 +132,9 @@ func (s *TCPServer) serveConn(raw net.Conn, h Handler) {
 		return
 	}
 	log.Debug("client authenticated", "transport", "tcp")
+	s.counts.handshakes.Add(1)
+	s.counts.active.Add(1)
+	defer s.counts.active.Add(-1)
 	// Wait for the first byte: until then this is an idle spare.
 	_ = raw.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 	var first [1]byte
@@ -164,6 +169,10 @@ func (s *TCPServer) authenticate(conn *tls.Conn) (int, error) {
 	}
 	return auth.Server(conn, s.cfg.Secrets, ekm)
 }
+
+// Stats implements Server. TCP mode lists no connections: each carries
+// one stream, and the kernel does not share its loss counts.
+func (s *TCPServer) Stats(int) ServerStats { return s.counts.stats() }
 
 // Drain implements Server.
 func (s *TCPServer) Drain(ctx context.Context) error {

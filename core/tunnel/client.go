@@ -15,8 +15,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -38,18 +38,42 @@ const (
 	TransportQUIC Transport = "quic"
 )
 
+// Forward is one local listener of a Client and the target that the
+// connections it accepts reach.
+type Forward struct {
+	// Name tells forwards apart in stats and on reload; default: Target,
+	// or "default" if Target is empty. Unique within a Client.
+	Name string
+	// Listen is the local TCP address to accept on, e.g. "127.0.0.1:5432".
+	Listen string
+	// Target names the backend the server should connect to; empty means
+	// the server's default target.
+	Target string
+}
+
+func (f Forward) withDefaults() Forward {
+	if f.Name == "" {
+		f.Name = f.Target
+		if f.Name == "" {
+			f.Name = "default"
+		}
+	}
+	return f
+}
+
 // ClientConfig configures a Client. Zero values mean the documented defaults.
 type ClientConfig struct {
-	// Listen is the local TCP address to accept on, e.g. "127.0.0.1:8080".
-	Listen string
+	// Forwards are the local listeners; all share one connection to the
+	// server (one QUIC connection, or one pool of TLS connections).
+	Forwards []Forward
+	// Listen and Target are shorthand for a single forward (the design
+	// document's -listen); used only if Forwards is empty.
+	Listen, Target string
 	// Server is the QTunnel server's host:port.
 	Server string
 	// Transport defaults to TransportTCP, as in the design document; QUIC
 	// is chosen explicitly.
 	Transport Transport
-	// Target names the backend the server should connect to; empty means
-	// the server's default backend.
-	Target string
 	// Secret is the shared secret; required.
 	Secret secret.Secret
 	// Trust says how the server's certificate is checked (the zero value:
@@ -66,20 +90,38 @@ type ClientConfig struct {
 	// Dialer tunes connection handling; its Server, TLS, Secret and Logger
 	// fields are filled from the fields above.
 	Dialer transport.DialerConfig
+	// Meters receive the counters; nil: new ones.
+	Meters *Meters
 }
 
 // Client is a running tunnel client.
 type Client struct {
-	cfg      ClientConfig
-	ln       *net.TCPListener
-	dialer   transport.Dialer
-	counters counters
-	done     chan struct{}
-	err      error
+	cfg    ClientConfig
+	dialer transport.Dialer
+	meters *Meters
+	done   chan struct{}
+	err    error
+
+	// Streams live under their own context, cut only after the drain time.
+	streamCtx  context.Context
+	cutStreams context.CancelFunc
+	handlers   sync.WaitGroup // one per local connection
+	accepting  sync.WaitGroup // one per forward's accept loop
+
+	mu       sync.Mutex
+	stopping bool
+	forwards []*forward // running, in configuration order
 }
 
-// StartClient validates cfg, binds the local listener and starts serving
-// until ctx is done. Errors binding the listener are returned at once.
+// forward is a running Forward.
+type forward struct {
+	Forward
+	ln    *net.TCPListener
+	meter *meter
+}
+
+// StartClient validates cfg, binds the local listeners and starts serving
+// until ctx is done. Errors binding a listener are returned at once.
 func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -93,8 +135,12 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.Transport == "" {
 		cfg.Transport = TransportTCP
 	}
-	if !proto.ValidTarget(cfg.Target) {
-		return nil, fmt.Errorf("target name %q: want at most %d bytes and no control characters", cfg.Target, proto.MaxTargetLen)
+	if len(cfg.Forwards) == 0 {
+		cfg.Forwards = []Forward{{Listen: cfg.Listen, Target: cfg.Target}}
+	}
+	forwards, err := checkForwards(cfg.Forwards)
+	if err != nil {
+		return nil, err
 	}
 	tlsConf, err := transport.ClientTLSConfig(cfg.Trust, cfg.Server)
 	if err != nil {
@@ -115,21 +161,165 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	la, err := net.ResolveTCPAddr("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+	if cfg.Meters == nil {
+		cfg.Meters = NewMeters()
 	}
-	ln, err := net.ListenTCP("tcp", la)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	c := &Client{cfg: cfg, dialer: dialer, meters: cfg.Meters, done: make(chan struct{})}
+	c.streamCtx, c.cutStreams = context.WithCancel(context.Background())
+	for _, f := range forwards {
+		if err := c.addForward(f); err != nil {
+			c.closeForwards()
+			c.cutStreams()
+			return nil, err
+		}
 	}
-	c := &Client{cfg: cfg, ln: ln, dialer: dialer, done: make(chan struct{})}
 	go c.run(ctx)
 	return c, nil
 }
 
-// Addr is the local address the client accepts on.
-func (c *Client) Addr() net.Addr { return c.ln.Addr() }
+// checkForwards fills defaults and refuses what cannot work together.
+func checkForwards(in []Forward) ([]Forward, error) {
+	out := make([]Forward, 0, len(in))
+	names := make(map[string]bool, len(in))
+	for _, f := range in {
+		f = f.withDefaults()
+		if !proto.ValidTarget(f.Target) {
+			return nil, fmt.Errorf("forward %q: target name %q: want at most %d bytes and no control characters", f.Name, f.Target, proto.MaxTargetLen)
+		}
+		if names[f.Name] {
+			return nil, fmt.Errorf("two forwards are named %q; give each its own name", f.Name)
+		}
+		names[f.Name] = true
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// addForward binds f's listener and starts accepting on it.
+func (c *Client) addForward(f Forward) error {
+	la, err := net.ResolveTCPAddr("tcp", f.Listen)
+	if err != nil {
+		return fmt.Errorf("forward %q: listen address %q: %w", f.Name, f.Listen, err)
+	}
+	ln, err := net.ListenTCP("tcp", la)
+	if err != nil {
+		return fmt.Errorf("forward %q: listen on %s: %w", f.Name, f.Listen, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		_ = ln.Close()
+		return errors.New("the client is stopping")
+	}
+	fw := &forward{Forward: f, ln: ln, meter: c.meters.get(f.Name)}
+	c.forwards = append(c.forwards, fw)
+	c.accepting.Add(1)
+	go func() {
+		defer c.accepting.Done()
+		c.accept(fw)
+	}()
+	return nil
+}
+
+// closeForwards closes every listener; their accept loops then return.
+func (c *Client) closeForwards() {
+	c.mu.Lock()
+	c.stopping = true
+	fws := c.forwards
+	c.forwards = nil
+	c.mu.Unlock()
+	for _, f := range fws {
+		_ = f.ln.Close()
+	}
+}
+
+// SetForwards changes the running forwards to fs: forwards whose name,
+// listen address and target are unchanged go on untouched; removed ones
+// stop accepting (their open connections finish); new or changed ones are
+// bound. It reports what it did; on an error (a port in use, say) the
+// forwards it could set up run, and the error names the others.
+func (c *Client) SetForwards(fs []Forward) (added, removed []string, err error) {
+	want, err := checkForwards(fs)
+	if err != nil {
+		return nil, nil, err
+	}
+	keep := make(map[string]bool)
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return nil, nil, errors.New("the client is stopping")
+	}
+	var kept, gone []*forward
+	for _, cur := range c.forwards {
+		same := false
+		for _, f := range want {
+			if f == cur.Forward {
+				same = true
+				break
+			}
+		}
+		if same {
+			kept = append(kept, cur)
+			keep[cur.Name] = true
+		} else {
+			gone = append(gone, cur)
+		}
+	}
+	c.forwards = kept
+	c.mu.Unlock()
+	for _, f := range gone {
+		_ = f.ln.Close()
+		removed = append(removed, f.Name)
+		c.cfg.Logger.Info("forward removed", "forward", f.Name, "listen", f.ln.Addr().String())
+	}
+	var errs []error
+	for _, f := range want {
+		if keep[f.Name] {
+			continue
+		}
+		if err := c.addForward(f); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		added = append(added, f.Name)
+		c.cfg.Logger.Info("forward added", "forward", f.Name, "listen", c.ForwardAddr(f.Name).String(), "target", f.Target)
+	}
+	c.sortForwards(want)
+	return added, removed, errors.Join(errs...)
+}
+
+// sortForwards puts the running forwards in the order of the configuration.
+func (c *Client) sortForwards(order []Forward) {
+	pos := make(map[string]int, len(order))
+	for i, f := range order {
+		pos[f.Name] = i
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	slices.SortStableFunc(c.forwards, func(a, b *forward) int { return pos[a.Name] - pos[b.Name] })
+}
+
+// Addr is the local address of the first forward.
+func (c *Client) Addr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.forwards) == 0 {
+		return nil
+	}
+	return c.forwards[0].ln.Addr()
+}
+
+// ForwardAddr is the local address of the named forward, or nil.
+func (c *Client) ForwardAddr(name string) net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range c.forwards {
+		if f.Name == name {
+			return f.ln.Addr()
+		}
+	}
+	return nil
+}
 
 // Wait blocks until the client has stopped and drained.
 func (c *Client) Wait() error {
@@ -140,9 +330,20 @@ func (c *Client) Wait() error {
 // Done is closed when the client has stopped.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
+// Changed returns a channel closed at the next change of the connection's
+// state or last error.
+func (c *Client) Changed() <-chan struct{} { return c.dialer.Changed() }
+
 // Stats returns live counters and the connection state.
 func (c *Client) Stats() Stats {
-	s := c.counters.snapshot()
+	c.mu.Lock()
+	fws := slices.Clone(c.forwards)
+	c.mu.Unlock()
+	s := c.meters.Totals()
+	for _, f := range fws {
+		s.Forwards = append(s.Forwards, ForwardStats{Forward: f.Forward, Addr: f.ln.Addr(), Counts: f.meter.snapshot(),
+			LastError: f.meter.lastError()})
+	}
 	st := c.dialer.Status()
 	s.Connection = &st
 	return s
@@ -150,48 +351,26 @@ func (c *Client) Stats() Stats {
 
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
+	defer c.cutStreams()
 	log := c.cfg.Logger
 	dialCtx, stopDialer := context.WithCancel(context.Background())
 	dialerDone := make(chan error, 1)
 	go func() { dialerDone <- c.dialer.Run(dialCtx) }()
 
-	// Streams live under their own context, cut only after the drain time.
-	streamCtx, cutStreams := context.WithCancel(context.Background())
-	defer cutStreams()
-	var handlers sync.WaitGroup
-	stopAccept := context.AfterFunc(ctx, func() { _ = c.ln.Close() })
-	defer stopAccept()
-	for {
-		conn, err := c.ln.AcceptTCP()
-		if err != nil {
-			if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				log.Warn("accept failed", "err", err)
-				select {
-				case <-time.After(50 * time.Millisecond):
-					continue
-				case <-ctx.Done():
-				}
-			}
-			break
-		}
-		handlers.Add(1)
-		go func() {
-			defer handlers.Done()
-			c.serve(streamCtx, conn)
-		}()
-	}
-	_ = c.ln.Close()
+	<-ctx.Done()
+	c.closeForwards()
+	c.accepting.Wait()
 
 	drained := make(chan struct{})
-	go func() { handlers.Wait(); close(drained) }()
-	if active := c.counters.active.Load(); active > 0 {
+	go func() { c.handlers.Wait(); close(drained) }()
+	if active := c.Stats().ActiveStreams; active > 0 {
 		log.Info("draining", "active_connections", active, "timeout", c.cfg.DrainTimeout)
 	}
 	select {
 	case <-drained:
 	case <-time.After(c.cfg.DrainTimeout):
-		log.Warn("drain time over; closing remaining connections", "active_connections", c.counters.active.Load())
-		cutStreams()
+		log.Warn("drain time over; closing remaining connections", "active_connections", c.Stats().ActiveStreams)
+		c.cutStreams()
 		<-drained
 	}
 	stopDialer()
@@ -200,29 +379,52 @@ func (c *Client) run(ctx context.Context) {
 	}
 }
 
+// accept serves f's listener until it is closed.
+func (c *Client) accept(f *forward) {
+	for {
+		conn, err := f.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			c.cfg.Logger.Warn("accept failed", "forward", f.Name, "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		c.handlers.Add(1)
+		go func() {
+			defer c.handlers.Done()
+			c.serve(c.streamCtx, f, conn)
+		}()
+	}
+}
+
 // serve carries one local connection through the tunnel.
-func (c *Client) serve(ctx context.Context, local *net.TCPConn) {
+func (c *Client) serve(ctx context.Context, f *forward, local *net.TCPConn) {
 	start := time.Now()
-	c.counters.active.Add(1)
-	defer c.counters.active.Add(-1)
-	c.counters.total.Add(1)
-	log := c.cfg.Logger.With("local", local.RemoteAddr().String())
+	m := f.meter
+	m.active.Add(1)
+	defer m.active.Add(-1)
+	m.total.Add(1)
+	log := c.cfg.Logger.With("forward", f.Name, "local", local.RemoteAddr().String())
 
 	lc := transport.TCPConn{TCPConn: local}
 	st, err := c.dialer.Open(ctx)
 	if err != nil {
-		c.counters.failed.Add(1)
+		m.fail("no tunnel to the server: " + err.Error())
+		c.meters.errs.add(ErrNoTunnel)
 		log.Warn("connection closed: no tunnel to the server", "err", err)
 		lc.Abort()
 		return
 	}
 	remote := &answeredStream{Stream: st, timeout: c.cfg.ResponseTimeout}
-	req, err := proto.AppendStreamRequest(nil, proto.StreamRequest{Command: proto.CmdConnect, Target: c.cfg.Target})
+	req, err := proto.AppendStreamRequest(nil, proto.StreamRequest{Command: proto.CmdConnect, Target: f.Target})
 	if err == nil {
 		_, err = st.Write(req)
 	}
 	if err != nil {
-		c.counters.failed.Add(1)
+		m.fail("tunnel stream failed: " + err.Error())
+		c.meters.errs.add(ErrReset)
 		log.Warn("connection closed: tunnel stream failed", "err", err)
 		st.Abort()
 		lc.Abort()
@@ -230,13 +432,15 @@ func (c *Client) serve(ctx context.Context, local *net.TCPConn) {
 	}
 	stop := context.AfterFunc(ctx, func() { relay.Abort(lc); relay.Abort(st) })
 	defer stop()
-	res := relay.Pipe(lc, remote, relay.Counters{AToB: &c.counters.up, BToA: &c.counters.down})
+	res := relay.Pipe(lc, remote, relay.Counters{AToB: &m.up, BToA: &m.down})
 	var refused *RefusedError
 	switch {
 	case errors.As(res.Err, &refused):
-		c.counters.failed.Add(1)
+		m.fail("server refused: " + refused.Error())
+		c.meters.errs.add(errorKind(refused.Status))
 		log.Warn("connection closed: server could not connect it", "reason", refused.Error())
 	case res.Err != nil:
+		c.meters.errs.add(ErrReset)
 		log.Debug("connection aborted", "up", res.AToB, "down", res.BToA, "duration", time.Since(start), "err", res.Err)
 	default:
 		log.Debug("connection closed", "up", res.AToB, "down", res.BToA, "duration", time.Since(start))
@@ -283,35 +487,4 @@ func (s *answeredStream) Read(p []byte) (int, error) {
 		s.answered = true
 	}
 	return s.Stream.Read(p)
-}
-
-// counters are a tunnel's live statistics.
-type counters struct {
-	active, total, failed atomic.Int64
-	up, down              atomic.Int64
-}
-
-func (c *counters) snapshot() Stats {
-	return Stats{
-		ActiveStreams: c.active.Load(),
-		TotalStreams:  c.total.Load(),
-		FailedStreams: c.failed.Load(),
-		BytesUp:       c.up.Load(),
-		BytesDown:     c.down.Load(),
-	}
-}
-
-// Stats is a snapshot of a tunnel's counters.
-type Stats struct {
-	// ActiveStreams are tunneled connections open now.
-	ActiveStreams int64
-	// TotalStreams counts every tunneled connection so far.
-	TotalStreams int64
-	// FailedStreams counts connections refused or never carried.
-	FailedStreams int64
-	// BytesUp moved from client to server side (local to backend);
-	// BytesDown the other way.
-	BytesUp, BytesDown int64
-	// Connection is the client's link to the server (nil on a server).
-	Connection *transport.Status
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,8 +23,16 @@ type ServerConfig struct {
 	// Listen is the address to accept tunnel connections on (UDP for QUIC,
 	// TCP otherwise), e.g. ":443".
 	Listen string
-	// Backend is the host:port every stream is connected to. It is the
-	// only target the server allows: it is never an open proxy.
+	// Targets are the named backends the server allows; a client asks for
+	// one by name, and nothing else is ever dialed: the server is never an
+	// open proxy.
+	Targets []Target
+	// DefaultTarget names the target a client that names none gets (the
+	// design document's clients); empty: such a client is refused, unless
+	// Backend is set.
+	DefaultTarget string
+	// Backend is shorthand for a default target named "default" with this
+	// host:port (the design document's -backend).
 	Backend string
 	// Transport defaults to TransportTCP, as in the design document.
 	Transport Transport
@@ -39,18 +49,34 @@ type ServerConfig struct {
 	HeaderTimeout time.Duration
 	// DialTimeout bounds connecting to the backend. Default 10 s.
 	DialTimeout time.Duration
+	// Meters receive the counters; nil: new ones.
+	Meters *Meters
 	// Limits and timeouts of the transport; its Listen, Certificate,
 	// Secrets and Logger fields are filled from the fields above.
 	Peers transport.ServerConfig
 }
 
+// Target is a backend a server allows, by name.
+type Target struct {
+	Name    string
+	Address string // host:port
+}
+
+// targetTable is the server's allowed targets; replaced whole on reload.
+type targetTable struct {
+	byName      map[string]Target
+	order       []string
+	defaultName string
+}
+
 // Server is a running tunnel server.
 type Server struct {
-	cfg      ServerConfig
-	tr       transport.Server
-	counters counters
-	done     chan struct{}
-	err      error
+	cfg     ServerConfig
+	tr      transport.Server
+	targets atomic.Pointer[targetTable]
+	meters  *Meters
+	done    chan struct{}
+	err     error
 }
 
 // StartServer validates cfg, binds the listening socket and serves until
@@ -71,15 +97,13 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.Transport == "" {
 		cfg.Transport = TransportTCP
 	}
-	if _, _, err := net.SplitHostPort(cfg.Backend); err != nil {
-		return nil, fmt.Errorf("backend address %q: %w", cfg.Backend, err)
+	table, err := newTargetTable(cfg.Targets, cfg.DefaultTarget, cfg.Backend)
+	if err != nil {
+		return nil, err
 	}
 	pc := cfg.Peers
 	pc.Listen, pc.Certificate, pc.Secrets, pc.Logger = cfg.Listen, cfg.Certificate, cfg.Secrets, cfg.Logger
-	var (
-		tr  transport.Server
-		err error
-	)
+	var tr transport.Server
 	switch cfg.Transport {
 	case TransportQUIC:
 		tr, err = transport.ListenQUIC(pc)
@@ -91,7 +115,11 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, tr: tr, done: make(chan struct{})}
+	if cfg.Meters == nil {
+		cfg.Meters = NewMeters()
+	}
+	s := &Server{cfg: cfg, tr: tr, meters: cfg.Meters, done: make(chan struct{})}
+	s.targets.Store(table)
 	go s.run(ctx)
 	return s, nil
 }
@@ -108,8 +136,74 @@ func (s *Server) Wait() error {
 // Done is closed when the server has stopped.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// MaxListedConns bounds the connections Stats lists.
+const MaxListedConns = 100
+
 // Stats returns live counters.
-func (s *Server) Stats() Stats { return s.counters.snapshot() }
+func (s *Server) Stats() Stats {
+	t := s.targets.Load()
+	st := s.meters.Totals()
+	for _, name := range t.order {
+		st.Targets = append(st.Targets, TargetStats{Target: t.byName[name], Counts: s.meters.get(name).snapshot()})
+	}
+	ps := s.tr.Stats(MaxListedConns)
+	st.Peers = &ps
+	return st
+}
+
+// Targets returns the allowed targets and the default target's name.
+func (s *Server) Targets() ([]Target, string) {
+	t := s.targets.Load()
+	out := make([]Target, len(t.order))
+	for i, n := range t.order {
+		out[i] = t.byName[n]
+	}
+	return out, t.defaultName
+}
+
+// SetTargets replaces the allowed targets (on reload). Streams already
+// relaying go on; new ones see the new table.
+func (s *Server) SetTargets(targets []Target, defaultTarget string) error {
+	table, err := newTargetTable(targets, defaultTarget, "")
+	if err != nil {
+		return err
+	}
+	s.targets.Store(table)
+	return nil
+}
+
+func newTargetTable(targets []Target, defaultName, backend string) (*targetTable, error) {
+	t := &targetTable{byName: make(map[string]Target, len(targets)+1), defaultName: defaultName}
+	if backend != "" {
+		if defaultName != "" {
+			return nil, errors.New("give a default target by name or by backend address, not both")
+		}
+		targets = append(slices.Clone(targets), Target{Name: "default", Address: backend})
+		t.defaultName = "default"
+	}
+	for _, tg := range targets {
+		if !proto.ValidTarget(tg.Name) || tg.Name == "" {
+			return nil, fmt.Errorf("target name %q: want 1 to %d bytes and no control characters", tg.Name, proto.MaxTargetLen)
+		}
+		if _, dup := t.byName[tg.Name]; dup {
+			return nil, fmt.Errorf("target %q is given twice", tg.Name)
+		}
+		if _, _, err := net.SplitHostPort(tg.Address); err != nil {
+			return nil, fmt.Errorf("target %q: address %q: %w", tg.Name, tg.Address, err)
+		}
+		t.byName[tg.Name] = tg
+		t.order = append(t.order, tg.Name)
+	}
+	if t.defaultName != "" {
+		if _, ok := t.byName[t.defaultName]; !ok {
+			return nil, fmt.Errorf("default target %q is not one of the targets", t.defaultName)
+		}
+	}
+	if len(t.order) == 0 {
+		return nil, errors.New("no target: give the server at least one backend to allow")
+	}
+	return t, nil
+}
 
 func (s *Server) run(ctx context.Context) {
 	defer close(s.done)
@@ -128,7 +222,7 @@ func (s *Server) run(ctx context.Context) {
 		s.err = err
 		s.cfg.Logger.Error("serving stopped", "err", err)
 	}
-	if active := s.counters.active.Load(); active > 0 {
+	if active := s.Stats().ActiveStreams; active > 0 {
 		s.cfg.Logger.Info("draining", "active_connections", active, "timeout", s.cfg.DrainTimeout)
 	}
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
@@ -152,23 +246,25 @@ func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Pee
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
-	s.counters.active.Add(1)
-	defer s.counters.active.Add(-1)
-	s.counters.total.Add(1)
 
 	target, ok := s.allowed(req.Target)
 	if !ok {
-		s.counters.failed.Add(1)
+		s.meters.errs.add(ErrNotAllowed)
 		log.Warn("stream refused: target not allowed", "target", req.Target)
-		s.refuse(st, proto.StreamResponse{Status: proto.StatusNotAllowed})
+		s.refuse(st, proto.StreamResponse{Status: proto.StatusNotAllowed, Message: notAllowedMessage(req.Target)})
 		return
 	}
+	m := s.meters.get(target.Name)
+	m.active.Add(1)
+	defer m.active.Add(-1)
+	m.total.Add(1)
 	dialer := net.Dialer{Timeout: s.cfg.DialTimeout, KeepAlive: 15 * time.Second}
-	backend, err := dialer.DialContext(ctx, "tcp", target)
+	backend, err := dialer.DialContext(ctx, "tcp", target.Address)
 	if err != nil {
-		s.counters.failed.Add(1)
 		resp := dialFailure(err)
-		log.Warn("backend connection failed; closing the client's connection", "backend", target, "err", err)
+		m.fail(resp.Message)
+		s.meters.errs.add(errorKind(resp.Status))
+		log.Warn("backend connection failed; closing the client's connection", "target", target.Name, "backend", target.Address, "err", err)
 		s.refuse(st, resp)
 		return
 	}
@@ -182,17 +278,31 @@ func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Pee
 	bc := transport.TCPConn{TCPConn: backend.(*net.TCPConn)}
 	stop := context.AfterFunc(ctx, func() { relay.Abort(st); relay.Abort(bc) })
 	defer stop()
-	res := relay.Pipe(st, bc, relay.Counters{AToB: &s.counters.up, BToA: &s.counters.down})
-	log.Debug("connection closed", "backend", target, "up", res.AToB, "down", res.BToA,
+	res := relay.Pipe(st, bc, relay.Counters{AToB: &m.up, BToA: &m.down})
+	if res.Err != nil {
+		s.meters.errs.add(ErrReset)
+	}
+	log.Debug("connection closed", "target", target.Name, "up", res.AToB, "down", res.BToA,
 		"duration", time.Since(start), "err", res.Err)
 }
 
-// allowed maps a requested target name to an address the server allows.
-func (s *Server) allowed(name string) (string, bool) {
+// allowed maps a requested target name to a target the server allows.
+func (s *Server) allowed(name string) (Target, bool) {
+	t := s.targets.Load()
 	if name == "" {
-		return s.cfg.Backend, true
+		name = t.defaultName
 	}
-	return "", false
+	tg, ok := t.byName[name]
+	return tg, ok
+}
+
+// notAllowedMessage is the refusal's text: it says what was asked for,
+// never what is allowed (a client learns nothing of other targets).
+func notAllowedMessage(name string) string {
+	if name == "" {
+		return "this server has no default target; name one"
+	}
+	return fmt.Sprintf("%q is not a target this server allows", name)
 }
 
 // refuse answers a stream with a failure and ends it.

@@ -282,7 +282,8 @@ func TestWrongSecretCarriesNothing(t *testing.T) {
 			if n := backend.Accepted.Load(); n != 0 {
 				t.Errorf("backend accepted %d connections for a peer with the wrong secret", n)
 			}
-			if !strings.Contains(p.serverLog.String(), "authentication failed") {
+			// The server logs after its answer is on the way: wait a little.
+			if !testutil.Eventually(2*time.Second, func() bool { return strings.Contains(p.serverLog.String(), "authentication failed") }) {
 				t.Errorf("server did not log the failed authentication:\n%s", p.serverLog)
 			}
 			if !testutil.Eventually(2*time.Second, func() bool { return strings.Contains(p.clientLog.String(), "rejected our secret") }) {

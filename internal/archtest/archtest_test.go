@@ -53,6 +53,9 @@ func TestEveryPackageDocumented(t *testing.T) {
 // forbiddenForCore are what the engine must never depend on, directly or not.
 var forbiddenForCore = []string{
 	module + "/server",
+	module + "/agent",
+	module + "/control",
+	module + "/metrics",
 	module + "/client-gui",
 	module + "/tools",
 	"fyne.io/",
@@ -84,6 +87,8 @@ func TestLayering(t *testing.T) {
 		"core/cert":      0,
 		"core/relay":     0,
 		"core/auth":      1,
+		"core/config":    1,
+		"core/sharelink": 1,
 		"core/transport": 2,
 		"core/tunnel":    3,
 	}
@@ -96,6 +101,22 @@ func TestLayering(t *testing.T) {
 			to, ok := layer[strings.TrimPrefix(imp, module+"/")]
 			if ok && to >= from {
 				t.Errorf("%s (layer %d) imports %s (layer %d)", p.ImportPath, from, imp, to)
+			}
+		}
+	}
+}
+
+// TestControlAPIStandsApart keeps the control API and the metrics endpoint
+// free of the engine: a front end that talks to a running qtunnel through
+// them (the CLI's status, the tray app) cannot reach into its internals.
+func TestControlAPIStandsApart(t *testing.T) {
+	for _, p := range listPackages(t) {
+		if p.ImportPath != module+"/control" && p.ImportPath != module+"/metrics" {
+			continue
+		}
+		for _, d := range p.Deps {
+			if strings.HasPrefix(d, module+"/") && d != module+"/control" {
+				t.Errorf("%s depends on %s; it may use only the control package of ours", p.ImportPath, d)
 			}
 		}
 	}

@@ -1,0 +1,17 @@
+//go:build darwin || freebsd
+
+package control
+
+import "golang.org/x/sys/unix"
+
+const peerCredSupported = true
+
+// peerUIDOf reads LOCAL_PEERCRED: the credentials the peer had when it
+// called connect (or listen, seen from the client's side).
+func peerUIDOf(fd int) (int, error) {
+	cred, err := unix.GetsockoptXucred(fd, unix.SOL_LOCAL, unix.LOCAL_PEERCRED)
+	if err != nil {
+		return -1, err
+	}
+	return int(cred.Uid), nil
+}
