@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -413,4 +414,48 @@ func pacedEcho(c *net.TCPConn, size, step int, pause time.Duration) error {
 		return fmt.Errorf("echo differs from what was sent (SHA-256 mismatch)")
 	}
 	return nil
+}
+
+// TestSetSecretInMemory: a client with the wrong secret shows the error
+// state in plain words; qtunnel set-secret gives it the right one in
+// memory (its file stays as it was) and it connects.
+func TestSetSecretInMemory(t *testing.T) {
+	dir := t.TempDir()
+	backend := testutil.StartEchoBackend(t)
+	srvAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	fwd := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctl := filepath.Join(dir, "c", "ctl.sock")
+	server := start(t, "server", nil, "-listen="+srvAddr, "-backend="+backend.Addr(), "-quic=true",
+		"-secret-file="+secretFile(t, strongSecret), "-state-dir="+t.TempDir())
+	server.waitLog(`msg="server started"`, 20*time.Second)
+	const wrong = "e2e-wrong-1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d"
+	wrongPath := secretFile(t, wrong)
+	client := start(t, "client", nil, "-listen="+fwd, "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+wrongPath, "-control="+ctl)
+	var st control.Status
+	if !testutil.Eventually(10*time.Second, func() bool {
+		st = statusJSON(t, nil, "-control="+ctl)
+		return st.State == control.StateError
+	}) {
+		t.Fatalf("with the wrong secret: state %s, last error %q; want error", st.State, st.LastError)
+	}
+	if !strings.Contains(st.LastError, "the server refused our secret") {
+		t.Errorf("last error %q; want it in plain words", st.LastError)
+	}
+
+	cmd := exec.Command(binary, "set-secret", "-control="+ctl)
+	cmd.Stdin = strings.NewReader(strongSecret + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("qtunnel set-secret: %v\n%s", err, out)
+	}
+	if !testutil.Eventually(10*time.Second, func() bool { return statusJSON(t, nil, "-control="+ctl).State == control.StateConnected }) {
+		t.Fatal("not connected after set-secret")
+	}
+	echoThrough(t, fwd, 256<<10, 9)
+	if b, _ := os.ReadFile(wrongPath); strings.TrimSpace(string(b)) != wrong {
+		t.Error("set-secret changed the secret file; it must stay in memory")
+	}
+	if strings.Contains(client.stderr.String()+server.stderr.String(), strongSecret) {
+		t.Error("a secret appears in a log")
+	}
 }

@@ -206,15 +206,7 @@ func TestDefaultControlPathUpDown(t *testing.T) {
 		t.Fatalf("qtunnel up: exit %d %q %q", code, out, errOut)
 	}
 	waitOutput(t, watch, `"type":"state".*"state":"connected"`)
-	c, err := testutil.DialTCP(fwd)
-	if err != nil {
-		t.Fatalf("after qtunnel up: %v", err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	if err := testutil.EchoCheck(c, 256<<10, 3); err != nil {
-		t.Fatalf("after qtunnel up: %v", err)
-	}
+	echoThrough(t, fwd, 256<<10, 3)
 }
 
 // waitOutput waits until some line of p's stdout matches pattern.
@@ -285,15 +277,7 @@ func TestShareAndImport(t *testing.T) {
 	if !client.hasLog(`server_verified_by="pin`) {
 		t.Errorf("the imported client does not pin the server's certificate:\n%s", client.stderr)
 	}
-	c, err := testutil.DialTCP(fwd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Minute))
-	if err := testutil.EchoCheck(c, 1<<20, 5); err != nil {
-		t.Fatal(err)
-	}
+	echoThrough(t, fwd, 1<<20, 5)
 }
 
 // TestCheckConfig: -check-config prints every error with its line, or

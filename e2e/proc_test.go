@@ -257,3 +257,17 @@ func chownAll(t *testing.T, cred *syscall.Credential, paths ...string) {
 		}
 	}
 }
+
+// echoThrough opens a connection to addr and checks an echo of size bytes.
+func echoThrough(t *testing.T, addr string, size int, seed uint64) {
+	t.Helper()
+	c, err := testutil.DialTCP(addr)
+	if err != nil {
+		t.Fatalf("connect %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Minute))
+	if err := testutil.EchoCheck(c, size, seed); err != nil {
+		t.Fatalf("echo through %s: %v", addr, err)
+	}
+}

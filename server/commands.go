@@ -225,7 +225,8 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 			}
 			fmt.Fprintf(tw, "    %s\t%s -> %s\t%d active, %d total, %d failed\tup %s, down %s\n", f.Name, f.Listen, target, f.Active, f.Total, f.Failed, bytesWords(f.BytesUp), bytesWords(f.BytesDown))
 			if f.LastError != "" {
-				fmt.Fprintf(tw, "    \tlast error: %s\t\t\n", f.LastError)
+				// No tab after it: a long message must not widen the columns.
+				fmt.Fprintf(tw, "    \tlast error: %s\n", f.LastError)
 			}
 		}
 	}
