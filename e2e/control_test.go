@@ -432,6 +432,7 @@ func TestSetSecretInMemory(t *testing.T) {
 	wrongPath := secretFile(t, wrong)
 	client := start(t, "client", nil, "-listen="+fwd, "-backend="+srvAddr, "-clientmode=true", "-quic=true",
 		"-secret-file="+wrongPath, "-control="+ctl)
+	client.waitLog(`msg="client started"`, 20*time.Second)
 	var st control.Status
 	if !testutil.Eventually(10*time.Second, func() bool {
 		st = statusJSON(t, nil, "-control="+ctl)
