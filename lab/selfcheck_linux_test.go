@@ -103,6 +103,9 @@ func median(d []time.Duration) time.Duration { return d[len(d)/2] }
 // deviations of the binomial estimate; TCP goodput 80-100 % of the rate
 // (headers and slow start cost the rest).
 func TestLabSelfCheck(t *testing.T) {
+	if raceEnabled {
+		t.Skip("a timing check: make test runs it on its own, without -race")
+	}
 	l := newTestLab(t, Params{Delay: 20 * time.Millisecond})
 	udpEcho(t, l, 7001)
 	c := clientUDP(t, l, 7001)

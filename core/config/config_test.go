@@ -477,3 +477,18 @@ func TestFormatRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatUnnamedForward: a Config built by a program (the desktop
+// client) may leave forward names empty; Format still writes a list.
+func TestFormatUnnamedForward(t *testing.T) {
+	c := &Config{Mode: ModeClient, Transport: "quic", Server: "a.example:443",
+		Forwards: []Forward{{Listen: "127.0.0.1:1"}, {Listen: "127.0.0.1:2", Target: "db"}}}
+	got, err := Parse("x.yaml", Format(c))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, Format(c))
+	}
+	want := []Forward{{Name: "default", Listen: "127.0.0.1:1"}, {Name: "db", Listen: "127.0.0.1:2", Target: "db"}}
+	if !reflect.DeepEqual(got.Forwards, want) {
+		t.Errorf("forwards %+v, want %+v", got.Forwards, want)
+	}
+}

@@ -58,7 +58,7 @@ func Format(c *Config) []byte {
 				"(without a target: the server's default target).", "forwards", value)
 			for _, f := range c.Forwards {
 				first := "  - "
-				if f.Name != defaultForwardName(f.Target) {
+				if f.Name != "" && f.Name != defaultForwardName(f.Target) {
 					w.pair(0, first+"name", f.Name)
 					first = "    "
 				}
