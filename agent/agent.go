@@ -71,7 +71,7 @@ type Agent struct {
 }
 
 // peerTotals are the transport's counters, summed over instances.
-type peerTotals struct{ connects, handshakes, authFailures int64 }
+type peerTotals struct{ connects, migrations, handshakes, authFailures int64 }
 
 // instance is one running tunnel.Client or tunnel.Server.
 type instance struct {
@@ -219,6 +219,7 @@ func (a *Agent) stopLocked() error {
 	a.offSince = time.Now()
 	if st.Connection != nil {
 		a.base.connects += st.Connection.Connects
+		a.base.migrations += st.Connection.Migrations
 	}
 	if st.Peers != nil {
 		a.base.handshakes += st.Peers.Handshakes
@@ -337,6 +338,24 @@ func (a *Agent) Reload(context.Context) (string, error) {
 	a.log.Info("configuration reloaded", "file", cfg.File, "result", msg)
 	a.publish(control.EventReload, msg)
 	return msg, nil
+}
+
+// Migrate implements control.Backend.
+func (a *Agent) Migrate(ctx context.Context) (string, error) {
+	a.mu.Lock()
+	inst := a.inst
+	a.mu.Unlock()
+	switch {
+	case inst == nil:
+		return "", errors.New("the tunnel is off")
+	case inst.client == nil:
+		return "", errors.New("a server does not move; its clients do")
+	}
+	m, err := inst.client.Migrate(ctx)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("moved from %s to %s in %s", m.From, m.To, m.Took.Round(time.Millisecond)), nil
 }
 
 // SetSecret implements control.Backend: the secret lives in memory only.

@@ -63,9 +63,10 @@ func (a *Agent) Status() control.Status {
 	}
 
 	st.Role, st.Server = control.RoleClient, cfg.Server
-	st.Connects = base.connects
+	st.Connects, st.Migrations = base.connects, base.migrations
 	if c := ts.Connection; c != nil {
 		st.Connects += c.Connects
+		st.Migrations += c.Migrations
 		st.Since = c.Since
 		switch {
 		case c.State == transport.StateConnected:
@@ -75,6 +76,7 @@ func (a *Agent) Status() control.Status {
 		default:
 			st.State = control.StateConnecting
 		}
+		st.OverTCP = c.OverTCP
 		st.RTTMillis = millis(c.RTT)
 		st.PacketsSent, st.PacketsLost = c.PacketsSent, c.PacketsLost
 		st.Loss = ratio(c.PacketsLost, c.PacketsSent)

@@ -25,14 +25,15 @@ import (
 // fakeBackend records what the API asks of it and lets a test publish
 // events to its subscribers.
 type fakeBackend struct {
-	mu        sync.Mutex
-	status    Status
-	starts    int
-	stops     int
-	reloadMsg string
-	reloadErr error
-	secrets   [][]byte
-	subs      map[chan Event]struct{}
+	mu         sync.Mutex
+	status     Status
+	starts     int
+	stops      int
+	reloadMsg  string
+	reloadErr  error
+	secrets    [][]byte
+	migrations int
+	subs       map[chan Event]struct{}
 }
 
 func newFakeBackend() *fakeBackend {
@@ -60,6 +61,13 @@ func (f *fakeBackend) Stop(context.Context) error {
 	defer f.mu.Unlock()
 	f.stops++
 	return nil
+}
+
+func (f *fakeBackend) Migrate(context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.migrations++
+	return "moved", nil
 }
 
 func (f *fakeBackend) Reload(context.Context) (string, error) {

@@ -127,6 +127,16 @@ func (c *Client) Reload(ctx context.Context) (string, error) {
 	return r.Message, nil
 }
 
+// Migrate moves the client's QUIC connection to a new network path now,
+// and returns where to, in a sentence.
+func (c *Client) Migrate(ctx context.Context) (string, error) {
+	var r messageResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/migrate", nil, &r); err != nil {
+		return "", err
+	}
+	return r.Message, nil
+}
+
 // SetSecret replaces the process's shared secret in memory. The secret
 // must be UTF-8 text (JSON carries nothing else). The request buffer is
 // zeroed afterwards; secret itself is left to the caller.

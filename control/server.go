@@ -39,6 +39,7 @@ const (
 //	POST /v1/stop     {"ok":true}
 //	POST /v1/reload   {"message":"..."}, or 422 with why the file was refused
 //	PUT  /v1/secret   {"secret":"..."} in, {"ok":true} out
+//	POST /v1/migrate  {"message":"..."}, or 422 with why it could not
 //	GET  /v1/events   newline-delimited Events, a stats Event first
 //
 // There is no token: the socket (Listen) lets only the owning user in.
@@ -89,12 +90,13 @@ type handler struct {
 func newHandler(b Backend) *handler {
 	h := &handler{b: b}
 	h.routes = map[string]route{
-		"/v1/status": {http.MethodGet, h.status},
-		"/v1/start":  {http.MethodPost, h.start},
-		"/v1/stop":   {http.MethodPost, h.stop},
-		"/v1/reload": {http.MethodPost, h.reload},
-		"/v1/secret": {http.MethodPut, h.secret},
-		"/v1/events": {http.MethodGet, h.events},
+		"/v1/status":  {http.MethodGet, h.status},
+		"/v1/start":   {http.MethodPost, h.start},
+		"/v1/stop":    {http.MethodPost, h.stop},
+		"/v1/reload":  {http.MethodPost, h.reload},
+		"/v1/migrate": {http.MethodPost, h.migrate},
+		"/v1/secret":  {http.MethodPut, h.secret},
+		"/v1/events":  {http.MethodGet, h.events},
 	}
 	return h
 }
@@ -150,6 +152,15 @@ func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
 	msg, err := h.b.Reload(r.Context())
 	if err != nil {
 		// The running configuration stays; the file is what is wrong.
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, messageResponse{Message: msg})
+}
+
+func (h *handler) migrate(w http.ResponseWriter, r *http.Request) {
+	msg, err := h.b.Migrate(r.Context())
+	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}

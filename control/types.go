@@ -71,9 +71,14 @@ type Status struct {
 	TotalStreams  int64 `json:"total_streams"`
 	FailedStreams int64 `json:"failed_streams"`
 
-	// Client: sessions established, and those after the first (reconnects).
+	// Client: sessions established, and those after the first (reconnects);
+	// moves of the QUIC connection to a new network path (migrations).
 	Connects   int64 `json:"connects"`
 	Reconnects int64 `json:"reconnects"`
+	Migrations int64 `json:"migrations"`
+	// OverTCP: QUIC does not get through (UDP blocked?), and streams go
+	// over the server's TLS/TCP fallback on the same port meanwhile.
+	OverTCP bool `json:"over_tcp_fallback,omitempty"`
 
 	// Server: handshakes completed (secret proved), refused for a wrong
 	// secret, and client connections open now with their measurements.
@@ -166,6 +171,9 @@ type Backend interface {
 	// returns what changed in a sentence, or why the file was refused
 	// (the running configuration then stays as it was).
 	Reload(ctx context.Context) (string, error)
+	// Migrate moves a client's QUIC connection to a new network path now
+	// (as after a network change) and says where to, in a sentence.
+	Migrate(ctx context.Context) (string, error)
 	// SetSecret replaces the shared secret in memory only (it is never
 	// written anywhere) and reconnects with it.
 	SetSecret(ctx context.Context, secret []byte) error

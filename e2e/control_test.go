@@ -460,3 +460,53 @@ func TestSetSecretInMemory(t *testing.T) {
 		t.Error("a secret appears in a log")
 	}
 }
+
+// TestMigrateCommand: `qtunnel migrate` moves a running client's QUIC
+// connection to a new path twice during a transfer, which completes
+// intact; the status counts the moves, still on one connection.
+func TestMigrateCommand(t *testing.T) {
+	dir := t.TempDir()
+	backend := testutil.StartEchoBackend(t)
+	secretPath := secretFile(t, strongSecret)
+	srvAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	fwd := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ctl := filepath.Join(dir, "c", "ctl.sock")
+	server := start(t, "server", nil, "-listen="+srvAddr, "-backend="+backend.Addr(), "-quic=true",
+		"-secret-file="+secretPath, "-state-dir="+t.TempDir())
+	server.waitLog(`msg="server started"`, 20*time.Second)
+	client := start(t, "client", nil, "-listen="+fwd, "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control="+ctl)
+	client.waitLog(`msg="connected to server"`, 20*time.Second)
+
+	c, err := testutil.DialTCP(fwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	transfer := make(chan error, 1)
+	go func() { transfer <- pacedEcho(c, 32<<20, 128<<10, 10*time.Millisecond) }()
+	for i := range 2 {
+		time.Sleep(500 * time.Millisecond)
+		code, out, errOut := runQT(t, nil, "migrate", "-control="+ctl)
+		if code != 0 || !strings.HasPrefix(out, "moved from ") {
+			t.Fatalf("qtunnel migrate %d: exit %d, %q %q", i+1, code, out, errOut)
+		}
+	}
+	select {
+	case err := <-transfer:
+		t.Fatalf("the transfer ended before both moves (err %v): make it longer", err)
+	default:
+	}
+	if err := <-transfer; err != nil {
+		t.Fatalf("transfer across two migrations: %v", err)
+	}
+	st := statusJSON(t, nil, "-control="+ctl)
+	if st.Migrations != 2 || st.Connects != 1 {
+		t.Errorf("status: %d migrations, %d connects; want 2 moves of one connection", st.Migrations, st.Connects)
+	}
+	server.waitLog(`client authenticated`, time.Second)
+	if n := strings.Count(server.stderr.String(), "client authenticated"); n != 1 {
+		t.Errorf("the server authenticated %d connections; want 1", n)
+	}
+}

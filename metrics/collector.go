@@ -44,6 +44,9 @@ var (
 	descReconnects = prometheus.NewDesc("qtunnel_reconnects_total",
 		"Sessions established after the first one.",
 		nil, nil)
+	descMigrations = prometheus.NewDesc("qtunnel_migrations_total",
+		"Moves of the QUIC connection to a new network path (a network change, or on request).",
+		nil, nil)
 	descRTT = prometheus.NewDesc("qtunnel_rtt_seconds",
 		"Smoothed round-trip time of the current connection; absent until measured.",
 		nil, nil)
@@ -103,7 +106,7 @@ var (
 var allDescs = []*prometheus.Desc{
 	descInfo, descUp, descState, descBytes,
 	descStreamsActive, descStreams, descStreamsFailed, descRelayErrors,
-	descConnects, descReconnects, descRTT, descPacketsSent, descPacketsLost, descLoss,
+	descConnects, descReconnects, descMigrations, descRTT, descPacketsSent, descPacketsLost, descLoss,
 	descForwardBytes, descForwardActive, descForwardStreams, descForwardFailed,
 	descHandshakes, descAuthFailures, descConnsActive, descConnRTT, descConnLoss,
 	descTargetBytes, descTargetActive, descTargetStreams, descTargetFailed,
@@ -164,6 +167,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	case control.RoleClient:
 		e.counter(descConnects, float64(st.Connects))
 		e.counter(descReconnects, float64(st.Reconnects))
+		e.counter(descMigrations, float64(st.Migrations))
 		// RTT and loss are unknown, not zero, until measured: a 0 would
 		// draw as a perfect link.
 		if st.RTTMillis > 0 {

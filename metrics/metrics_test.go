@@ -50,6 +50,7 @@ func clientStatus() control.Status {
 		FailedStreams: 17,
 		Connects:      5,
 		Reconnects:    4,
+		Migrations:    3,
 		RelayErrors:   map[string]int64{"reset": 9, "timeout": 8},
 		Forwards: []control.ForwardStatus{
 			{Name: "ssh", Listen: "127.0.0.1:2222", Target: "ssh", Active: 1, Total: 600, Failed: 10, BytesUp: 1000, BytesDown: 2000},
@@ -198,6 +199,7 @@ func TestHandlerValues(t *testing.T) {
 			{"qtunnel_relay_errors_total", "kind=timeout", 8},
 			{"qtunnel_connects_total", "", 5},
 			{"qtunnel_reconnects_total", "", 4},
+			{"qtunnel_migrations_total", "", 3},
 			{"qtunnel_rtt_seconds", "", 0.0235},
 			{"qtunnel_packets_sent_total", "", 1 << 20},
 			{"qtunnel_packets_lost_total", "", 1 << 14},
@@ -227,6 +229,7 @@ func TestHandlerValues(t *testing.T) {
 			{"qtunnel_streams_failed_total", "", 0},
 			{"qtunnel_connects_total", "", 0},
 			{"qtunnel_reconnects_total", "", 0},
+			{"qtunnel_migrations_total", "", 0},
 			// No RTT and no loss ratio: unknown is not 0.
 			{"qtunnel_packets_sent_total", "", 0},
 			{"qtunnel_packets_lost_total", "", 0},

@@ -28,6 +28,7 @@ var subcommands = map[string]func(ctx context.Context, args []string, stdout, st
 	"up":         cmdUp,
 	"down":       cmdDown,
 	"reload":     cmdReload,
+	"migrate":    cmdMigrate,
 	"set-secret": cmdSetSecret,
 	"share":      cmdShare,
 	"import":     cmdImport,
@@ -38,6 +39,7 @@ server's, control socket at its per-user default path unless -control is given):
   qtunnel status [-json] [-watch]   state, server, RTT, loss, traffic, streams, forwards
   qtunnel up | down                 start or stop the tunnel (the process keeps running)
   qtunnel reload                    read the configuration file again (as SIGHUP does)
+  qtunnel migrate                   move the QUIC connection to a new network path now
   qtunnel set-secret < FILE         replace the secret in memory (read from standard input)
 
 Onboarding:
@@ -162,6 +164,9 @@ var (
 	cmdReload = simpleCommand("reload", "", func(ctx context.Context, c *control.Client) (string, error) {
 		return c.Reload(ctx)
 	})
+	cmdMigrate = simpleCommand("migrate", "", func(ctx context.Context, c *control.Client) (string, error) {
+		return c.Migrate(ctx)
+	})
 )
 
 func cmdSetSecret(ctx context.Context, args []string, stdout, _ io.Writer, _ func(string) string) error {
@@ -202,6 +207,9 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 	}
 	if st.Role == control.RoleClient {
 		line := fmt.Sprintf("%s over %s", st.Server, st.Transport)
+		if st.OverTCP {
+			line += " (QUIC does not get through: on the TLS/TCP fallback)"
+		}
 		if st.State == control.StateConnected && st.RTTMillis > 0 {
 			line += fmt.Sprintf(", rtt %.1f ms", st.RTTMillis)
 			if st.PacketsSent > 0 {
@@ -209,7 +217,7 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 			}
 		}
 		fmt.Fprintf(tw, "  server\t%s\n", line)
-		fmt.Fprintf(tw, "  connects\t%d (%d reconnects)\n", st.Connects, st.Reconnects)
+		fmt.Fprintf(tw, "  connects\t%d (%d reconnects, %d moves to a new network path)\n", st.Connects, st.Reconnects, st.Migrations)
 	} else {
 		fmt.Fprintf(tw, "  listen\t%s over %s\n", st.Listen, st.Transport)
 		fmt.Fprintf(tw, "  clients\t%d connected; %d handshakes, %d refused for a wrong secret\n", st.ActiveConnections, st.Handshakes, st.AuthFailures)

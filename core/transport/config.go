@@ -53,6 +53,13 @@ type DialerConfig struct {
 	// Congestion is the controller for what the client sends (in TCP mode,
 	// the kernel's, asked for per connection). Default CongestionBBR.
 	Congestion Congestion
+	// NoTCPFallback (QUIC only) turns off carrying streams over TLS/TCP to
+	// the same port number when QUIC cannot get through (FallbackDialer).
+	NoTCPFallback bool
+	// NoNetworkWatch (QUIC only) turns off following the system's network:
+	// by default, when an address or link changes, the connection moves to
+	// a new path (Migrate).
+	NoNetworkWatch bool
 	// PoolSize (TCP only) is how many authenticated TLS connections are kept
 	// ready so that a new stream does not wait for TCP, TLS and the proofs.
 	// Default 4.

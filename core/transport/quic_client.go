@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -29,6 +30,8 @@ type QUICDialer struct {
 	store   *sessionStore // TLS session tickets, for 0-RTT
 	saveErr sync.Once     // the session file's first write error is logged
 
+	migrating sync.Mutex // one migration at a time
+
 	mu       sync.Mutex
 	conn     *quic.Conn  // current authenticated connection; nil if none
 	early    *earlyState // non-nil while conn's 0-RTT is not yet confirmed
@@ -37,6 +40,13 @@ type QUICDialer struct {
 	lastErr  error
 	connects int64
 	lastRTT  time.Duration
+	// tr is the transport new connections are dialed on: the one conn
+	// uses now. retired are the transports conn used before it migrated;
+	// they stay open while conn lives (closing a transport closes every
+	// connection registered with it) and are closed when it ends.
+	tr         *quic.Transport
+	retired    []*quic.Transport
+	migrations int64
 }
 
 // attemptMode says how a connection attempt may save round trips.
@@ -78,16 +88,29 @@ func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
 
 // Run implements Dialer.
 func (d *QUICDialer) Run(ctx context.Context) error {
-	udp, err := listenUDP(":0", d.cfg.Logger)
+	tr, err := newClientTransport(d.cfg.Logger)
 	if err != nil {
-		return fmt.Errorf("open UDP socket: %w", err)
+		return err
 	}
-	tr := &quic.Transport{Conn: udp}
+	d.mu.Lock()
+	d.tr = tr
+	d.mu.Unlock()
 	defer func() {
-		_ = tr.Close()
-		_ = udp.Close()
+		d.mu.Lock()
+		tr := d.tr
+		d.tr = nil
+		d.mu.Unlock()
+		closeTransport(tr)
+		d.closeRetired()
 		d.setState(StateStopped, nil, nil)
 	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	defer watching.Wait()
+	defer stopWatch()
+	if !d.cfg.NoNetworkWatch {
+		watching.Go(func() { watchNetwork(watchCtx, d.cfg.Logger, func() { d.migrateAfterChange(watchCtx) }) })
+	}
 	d.setState(StateConnecting, nil, nil)
 	failures := 0
 	onFail := func(err error) {
@@ -102,7 +125,7 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 	fast := attemptMode{pipeline: d.cfg.CertVerified, early: true}
 	mode := fast
 	for ctx.Err() == nil {
-		s, err := d.connect(ctx, tr, mode, onFail)
+		s, err := d.connect(ctx, d.transport(), mode, onFail)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -172,8 +195,124 @@ func (d *QUICDialer) Run(ctx context.Context) error {
 			waiting = false
 		}
 		s.early.resolve(false) // no-op if resolved; frees streams waiting on it
+		d.closeRetired()
 	}
 	return nil
+}
+
+// newClientTransport opens a UDP socket on a fresh port and a transport on it.
+func newClientTransport(log *slog.Logger) (*quic.Transport, error) {
+	udp, err := listenUDP(":0", log)
+	if err != nil {
+		return nil, fmt.Errorf("open UDP socket: %w", err)
+	}
+	return &quic.Transport{Conn: udp}, nil
+}
+
+// closeTransport closes tr and the socket it was given.
+func closeTransport(tr *quic.Transport) {
+	if tr == nil {
+		return
+	}
+	_ = tr.Close()
+	_ = tr.Conn.Close()
+}
+
+func (d *QUICDialer) transport() *quic.Transport {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.tr
+}
+
+// closeRetired closes the transports a connection that has ended used
+// before it migrated.
+func (d *QUICDialer) closeRetired() {
+	d.mu.Lock()
+	retired := d.retired
+	d.retired = nil
+	d.mu.Unlock()
+	for _, tr := range retired {
+		closeTransport(tr)
+	}
+}
+
+// maxRetired bounds the sockets one connection keeps after migrating.
+const maxRetired = 16
+
+// ErrNoMigration: there is no connection to move, or it cannot move.
+var ErrNoMigration = errors.New("cannot migrate")
+
+// Migration is what a Migrate did.
+type Migration struct {
+	From, To net.Addr      // local addresses before and after
+	Took     time.Duration // probing the new path and switching to it
+}
+
+// Migrate moves the current connection to a new UDP socket: a new local
+// port, and the address the system routes from now, as after a network
+// change. The new path is probed and validated before the connection
+// switches to it, so no stream notices: nothing is lost or repeated, and
+// the server follows the connection to its new address.
+func (d *QUICDialer) Migrate(ctx context.Context) (Migration, error) {
+	d.migrating.Lock()
+	defer d.migrating.Unlock()
+	d.mu.Lock()
+	conn, old, nretired := d.conn, d.tr, len(d.retired)
+	d.mu.Unlock()
+	if conn == nil || old == nil {
+		return Migration{}, fmt.Errorf("%w: not connected", ErrNoMigration)
+	}
+	if nretired >= maxRetired {
+		return Migration{}, fmt.Errorf("%w: this connection has moved %d times already", ErrNoMigration, nretired)
+	}
+	start := time.Now()
+	tr, err := newClientTransport(d.cfg.Logger)
+	if err != nil {
+		return Migration{}, err
+	}
+	path, err := conn.AddPath(tr)
+	if err != nil {
+		closeTransport(tr)
+		return Migration{}, fmt.Errorf("%w: %v", ErrNoMigration, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := path.Probe(pctx); err != nil {
+		_ = path.Close()
+		closeTransport(tr)
+		return Migration{}, fmt.Errorf("probe the new path: %w", err)
+	}
+	if err := path.Switch(); err != nil {
+		_ = path.Close()
+		closeTransport(tr)
+		return Migration{}, fmt.Errorf("switch to the new path: %w", err)
+	}
+	m := Migration{From: old.Conn.LocalAddr(), To: tr.Conn.LocalAddr(), Took: time.Since(start)}
+	d.mu.Lock()
+	if d.conn == conn {
+		d.tr = tr
+		d.retired = append(d.retired, old)
+		d.migrations++
+		tr = nil
+	}
+	d.mu.Unlock()
+	if tr != nil {
+		// The connection ended meanwhile; Run dials anew on the old transport.
+		closeTransport(tr)
+		return Migration{}, fmt.Errorf("%w: the connection ended while moving", ErrNoMigration)
+	}
+	d.cfg.Logger.Info("connection moved to a new path", "from", m.From.String(), "to", m.To.String(), "took", m.Took.Round(time.Microsecond))
+	d.changes.notify()
+	return m, nil
+}
+
+// migrateAfterChange migrates when the network changed; with no
+// connection there is nothing to move (the next attempt uses the new
+// network anyway).
+func (d *QUICDialer) migrateAfterChange(ctx context.Context) {
+	if _, err := d.Migrate(ctx); err != nil && !errors.Is(err, ErrNoMigration) && ctx.Err() == nil {
+		d.cfg.Logger.Warn("the network changed and the connection could not move; it reconnects if the old path is gone", "err", err)
+	}
 }
 
 // connect establishes one authenticated connection. Attempts overlap: while
@@ -441,7 +580,7 @@ func notConnected(wait time.Duration, lastErr error) error {
 func (d *QUICDialer) Status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	st := Status{State: d.state, Since: d.since, LastError: d.lastErr, Connects: d.connects}
+	st := Status{State: d.state, Since: d.since, LastError: d.lastErr, Connects: d.connects, Migrations: d.migrations}
 	if d.conn != nil {
 		cs := d.conn.ConnectionStats()
 		st.RTT, st.PacketsSent, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsLost

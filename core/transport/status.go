@@ -50,6 +50,11 @@ type Status struct {
 	// RTT is the smoothed round-trip time of the current QUIC connection;
 	// zero when unknown.
 	RTT time.Duration
+	// Migrations counts moves of a connection to a new path (QUIC only).
+	Migrations int64
+	// OverTCP: a QUIC client whose UDP does not get through carries its
+	// streams over the TLS/TCP fallback (FallbackDialer).
+	OverTCP bool
 	// PacketsSent and PacketsLost count the current QUIC connection's
 	// packets, and those declared lost (zero in TCP mode: the kernel keeps
 	// that to itself).
@@ -64,6 +69,9 @@ type ServerStats struct {
 	// Active is the number of authenticated connections open now (in TCP
 	// mode one per stream or pooled spare).
 	Active int64
+	// FallbackActive is the part of Active on the TLS/TCP fallback of a
+	// QUIC server (clients whose UDP does not get through).
+	FallbackActive int64
 	// Conns lists open authenticated QUIC connections, oldest first, at
 	// most the number asked for; empty in TCP mode.
 	Conns []ConnInfo

@@ -152,7 +152,11 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	var dialer transport.Dialer
 	switch cfg.Transport {
 	case TransportQUIC:
-		dialer, err = transport.NewQUICDialer(dc)
+		if dc.NoTCPFallback {
+			dialer, err = transport.NewQUICDialer(dc)
+		} else {
+			dialer, err = transport.NewFallbackDialer(dc)
+		}
 	case TransportTCP:
 		dialer, err = transport.NewTCPDialer(dc)
 	default:
@@ -329,6 +333,22 @@ func (c *Client) Wait() error {
 
 // Done is closed when the client has stopped.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// ErrCannotMigrate: TCP mode has nothing to move (a TCP connection is
+// tied to its addresses; after a network change its pool is refilled).
+var ErrCannotMigrate = errors.New("only a QUIC connection can move to a new network path; TCP mode reconnects instead")
+
+// Migrate moves the QUIC connection to a new local socket and path, with
+// every stream on it (see transport.QUICDialer.Migrate).
+func (c *Client) Migrate(ctx context.Context) (transport.Migration, error) {
+	m, ok := c.dialer.(interface {
+		Migrate(context.Context) (transport.Migration, error)
+	})
+	if !ok {
+		return transport.Migration{}, ErrCannotMigrate
+	}
+	return m.Migrate(ctx)
+}
 
 // Changed returns a channel closed at the next change of the connection's
 // state or last error.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -51,6 +52,9 @@ type ServerConfig struct {
 	DialTimeout time.Duration
 	// Meters receive the counters; nil: new ones.
 	Meters *Meters
+	// NoTCPFallback (QUIC only) turns off the TLS/TCP listener on the same
+	// port number, which clients use when UDP does not get through.
+	NoTCPFallback bool
 	// Limits and timeouts of the transport; its Listen, Certificate,
 	// Secrets and Logger fields are filled from the fields above.
 	Peers transport.ServerConfig
@@ -106,7 +110,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	var tr transport.Server
 	switch cfg.Transport {
 	case TransportQUIC:
-		tr, err = transport.ListenQUIC(pc)
+		tr, err = listenQUICWithFallback(pc, cfg.NoTCPFallback)
 	case TransportTCP:
 		tr, err = transport.ListenTCP(pc)
 	default:
@@ -122,6 +126,27 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s.targets.Store(table)
 	go s.run(ctx)
 	return s, nil
+}
+
+// listenQUICWithFallback binds the QUIC server and, unless turned off, a
+// TLS/TCP server on the same port number for clients whose UDP is blocked.
+func listenQUICWithFallback(pc transport.ServerConfig, noFallback bool) (transport.Server, error) {
+	q, err := transport.ListenQUIC(pc)
+	if err != nil || noFallback {
+		return q, err
+	}
+	host, _, err := net.SplitHostPort(pc.Listen)
+	if err != nil {
+		return nil, err
+	}
+	tc := pc
+	tc.Listen = net.JoinHostPort(host, strconv.Itoa(q.Addr().(*net.UDPAddr).Port))
+	t, err := transport.ListenTCP(tc)
+	if err != nil {
+		_ = q.Drain(context.Background())
+		return nil, fmt.Errorf("the TLS/TCP fallback on the same port: %w (or turn the fallback off)", err)
+	}
+	return transport.Both(q, t), nil
 }
 
 // Addr is the address the server listens on.

@@ -59,6 +59,9 @@ type pairOptions struct {
 	clientSecret string
 	drain        time.Duration
 	pin          bool // the client pins the server's certificate
+	// via, if set, gives the address the client dials for the server's
+	// (a proxy in front of it).
+	via func(t *testing.T, serverAddr string) string
 }
 
 const testSecret = "correct horse battery staple, but much longer 1234567890"
@@ -93,10 +96,14 @@ func startPair(t *testing.T, tr tunnel.Transport, backend string, o pairOptions)
 		scancel()
 		t.Fatal(err)
 	}
+	serverAddr := srv.Addr().String()
+	if o.via != nil {
+		serverAddr = o.via(t, serverAddr)
+	}
 	cctx, ccancel := context.WithCancel(context.Background())
 	cli, err := tunnel.StartClient(cctx, tunnel.ClientConfig{
 		Listen:       "127.0.0.1:0",
-		Server:       srv.Addr().String(),
+		Server:       serverAddr,
 		Transport:    tr,
 		Secret:       mustSecret(t, o.clientSecret),
 		Trust:        trust,

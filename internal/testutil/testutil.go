@@ -222,8 +222,51 @@ type UDPDelayProxy struct {
 	delay  time.Duration
 	wg     sync.WaitGroup
 
+	blocked atomic.Bool // drop every datagram, as a firewall that blocks UDP
+
 	mu    sync.Mutex
 	peers map[string]*net.UDPConn // client address -> socket towards the target
+	tcp   net.Listener            // ForwardTCP's listener, or nil
+}
+
+// Block drops every datagram both ways while on: UDP blocked.
+func (p *UDPDelayProxy) Block(on bool) { p.blocked.Store(on) }
+
+// ForwardTCP also forwards TCP from the proxy's port number to the
+// target's: the path a client falls back to when UDP is blocked.
+func (p *UDPDelayProxy) ForwardTCP(t testing.TB) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.Addr())
+	if err != nil {
+		t.Fatalf("TCP on the proxy's port: %v", err)
+	}
+	p.mu.Lock()
+	p.tcp = ln
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target.String())
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.wg.Add(2)
+			pipe := func(dst, src net.Conn) {
+				defer p.wg.Done()
+				_, _ = io.Copy(dst, src)
+				_ = dst.Close()
+				_ = src.Close()
+			}
+			go pipe(up, c)
+			go pipe(c, up)
+		}
+	}()
 }
 
 // StartUDPDelayProxy listens on a loopback port in front of target; it
@@ -255,6 +298,9 @@ func (p *UDPDelayProxy) fromClients() {
 		n, from, err := p.ln.ReadFromUDP(buf)
 		if err != nil {
 			return
+		}
+		if p.blocked.Load() {
+			continue
 		}
 		up, err := p.upstream(from)
 		if err != nil {
@@ -291,11 +337,26 @@ func (p *UDPDelayProxy) upstream(client *net.UDPAddr) (*net.UDPConn, error) {
 				}
 				continue // ICMP errors while the target is down
 			}
+			if p.blocked.Load() {
+				continue
+			}
 			pkt := append([]byte(nil), buf[:n]...)
 			p.later(func() { _, _ = p.ln.WriteToUDP(pkt, client) })
 		}
 	}()
 	return up, nil
+}
+
+// Rebind drops the proxy's sockets towards the target, so that the next
+// datagram of each client leaves from a new port: what a NAT does when it
+// forgets a mapping. The target sees its peers move.
+func (p *UDPDelayProxy) Rebind() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for client, up := range p.peers {
+		_ = up.Close()
+		delete(p.peers, client)
+	}
 }
 
 // later runs send after the delay, counted as the proxy's work.
@@ -310,6 +371,9 @@ func (p *UDPDelayProxy) later(send func()) {
 func (p *UDPDelayProxy) close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
+	if p.tcp != nil {
+		_ = p.tcp.Close()
+	}
 	for _, up := range p.peers {
 		_ = up.Close()
 	}
