@@ -46,6 +46,7 @@ func (b *engineBackend) Stop(context.Context) error {
 }
 
 func (b *engineBackend) Reload(context.Context) (string, error)  { return "no change", nil }
+func (b *engineBackend) Migrate(context.Context) (string, error) { return "moved", nil }
 func (b *engineBackend) SetSecret(context.Context, []byte) error { return nil }
 func (b *engineBackend) Subscribe(ctx context.Context) <-chan control.Event {
 	ch := make(chan control.Event)
