@@ -92,7 +92,8 @@ func (h *sendQueue) Run() error {
 				// 1. Checking for "datagram too large" message from the kernel, as such,
 				// 2. Path MTU discovery,and
 				// 3. Eventual detection of loss PingFrame.
-				if !isSendMsgSizeErr(err) {
+				// QTunnel fork: a network change is not the connection's end.
+				if !isSendMsgSizeErr(err) && !isTransientNetErr(err) {
 					return err
 				}
 			}

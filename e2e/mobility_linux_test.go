@@ -1,0 +1,270 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qtunnel/qtunnel/internal/testutil"
+	"github.com/qtunnel/qtunnel/lab"
+)
+
+// labProc is a qtunnel process in one of the lab's namespaces.
+type labProc struct {
+	cmd  *exec.Cmd
+	out  *testutil.SyncBuffer
+	done chan struct{}
+}
+
+func startInLab(t *testing.T, l *lab.Lab, ns string, args ...string) *labProc {
+	t.Helper()
+	p := &labProc{cmd: l.Command(ns, binary, args...), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s:\n%s", strings.Join(args, " "), p.out)
+		}
+	})
+	return p
+}
+
+func (p *labProc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+func (p *labProc) waitLog(t *testing.T, pattern string) {
+	t.Helper()
+	if !testutil.Eventually(20*time.Second, func() bool { return strings.Contains(p.out.String(), pattern) }) {
+		t.Fatalf("no %q in:\n%s", pattern, p.out)
+	}
+}
+
+// ipIn runs an ip command in namespace ns.
+func ipIn(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command("ip", append([]string{"-n", ns}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("ip -n %s %v: %v: %s", ns, args, err, out)
+	}
+}
+
+// arrivals records when bytes arrive, to measure stalls.
+type arrivals struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (a *arrivals) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	a.times = append(a.times, time.Now())
+	a.mu.Unlock()
+	return len(p), nil
+}
+
+// firstAfter is when the first bytes arrived after t.
+func (a *arrivals) firstAfter(t time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(a.times, t, func(x, y time.Time) int { return x.Compare(y) })
+	if i == len(a.times) {
+		return time.Time{}
+	}
+	return a.times[i]
+}
+
+// maxGap is the longest pause in arrivals within [from, to].
+func (a *arrivals) maxGap(from, to time.Time) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var gap time.Duration
+	prev := from
+	for _, x := range a.times {
+		if x.Before(from) {
+			continue
+		}
+		if x.After(to) {
+			break
+		}
+		gap = max(gap, x.Sub(prev))
+		prev = x
+	}
+	return gap
+}
+
+// TestMobilityInLab: a 200 MiB echo through a QUIC tunnel in the lab, while
+// the client's address changes three times and then its link goes down
+// for 3 s. It completes with equal SHA-256 sums both ways, on one
+// connection, and the time to resume after each change is reported.
+func TestMobilityInLab(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("no /dev/net/tun")
+	}
+	link := lab.Params{Delay: 10 * time.Millisecond, RateBitsPerSec: 200_000_000}
+	l, err := lab.New(link, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	// Deleting the client's first address must leave the others in place.
+	if out, err := exec.Command("ip", "netns", "exec", l.Client, "sysctl", "-q", "-w", "net.ipv4.conf.c0.promote_secondaries=1").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v %s", err, out)
+	}
+
+	// The backend: an echo server in the server's namespace.
+	var backendLn net.Listener
+	if err := lab.InNamespace(l.Server, func() (err error) {
+		backendLn, err = net.Listen("tcp", lab.ServerIP.String()+":7000")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backendLn.Close() })
+	go func() {
+		for {
+			c, err := backendLn.Accept()
+			if err != nil {
+				return
+			}
+			go testutil.Echo(c.(*net.TCPConn))
+		}
+	}()
+
+	secretPath := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretPath, []byte(strongSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srvAddr := lab.ServerIP.String() + ":4433"
+	server := startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
+		"-secret-file="+secretPath, "-state-dir="+t.TempDir(), "-control=off", "-log-level=debug")
+	server.waitLog(t, `msg="server started"`)
+	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control=off")
+	client.waitLog(t, `msg="connected to server"`)
+
+	var c *net.TCPConn
+	if err := lab.InNamespace(l.Client, func() error {
+		var err error
+		c, err = testutil.DialTCP("127.0.0.1:8000")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Minute))
+
+	const size = 200 << 20
+	recv := &arrivals{}
+	sum := sha256.New()
+	got := make(chan error, 1)
+	go func() {
+		n, err := io.CopyN(io.MultiWriter(sum, recv), c, size)
+		if err == nil && n != size {
+			err = fmt.Errorf("echo returned %d bytes", n)
+		}
+		got <- err
+	}()
+	sent := sha256.New()
+	wrote := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 64<<10)
+		r := rand.New(rand.NewPCG(7, 8))
+		for left := size; left > 0; left -= len(buf) {
+			for i := range buf {
+				buf[i] = byte(r.Uint32())
+			}
+			sent.Write(buf)
+			if _, err := c.Write(buf); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+
+	type change struct {
+		what string
+		at   time.Time // when the path changed, or came back
+	}
+	var changes []change
+	addr := lab.ClientIP.String()
+	for i := range 3 {
+		time.Sleep(time.Second)
+		next := fmt.Sprintf("10.77.1.%d", 11+i)
+		ipIn(t, l.Client, "addr", "add", next+"/24", "dev", "c0")
+		ipIn(t, l.Client, "addr", "del", addr+"/24", "dev", "c0")
+		ipIn(t, l.Client, "route", "replace", "default", "via", "10.77.1.2")
+		changes = append(changes, change{"address " + addr + " -> " + next, time.Now()})
+		addr = next
+	}
+	time.Sleep(time.Second)
+	ipIn(t, l.Client, "link", "set", "c0", "down")
+	time.Sleep(3 * time.Second)
+	ipIn(t, l.Client, "link", "set", "c0", "up")
+	ipIn(t, l.Client, "route", "replace", "default", "via", "10.77.1.2")
+	changes = append(changes, change{"link down 3 s, then up", time.Now()})
+
+	if err := <-wrote; err != nil {
+		t.Fatalf("sending: %v", err)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the echo across the changes: %v", err)
+	}
+	if string(sent.Sum(nil)) != string(sum.Sum(nil)) {
+		t.Fatal("the echo differs from what was sent (SHA-256 mismatch)")
+	}
+
+	var resumes []time.Duration
+	for _, ch := range changes {
+		first := recv.firstAfter(ch.at)
+		if first.IsZero() {
+			t.Errorf("%s: nothing arrived afterwards", ch.what)
+			continue
+		}
+		// The longest pause around the change: what an application saw.
+		stall := max(first.Sub(ch.at), recv.maxGap(ch.at.Add(-4*time.Second), ch.at.Add(2*time.Second)))
+		if strings.HasPrefix(ch.what, "address") {
+			stall = max(first.Sub(ch.at), recv.maxGap(ch.at, ch.at.Add(2*time.Second)))
+		}
+		resumes = append(resumes, stall)
+		if strings.HasPrefix(ch.what, "link") {
+			t.Logf("%s: longest pause in the echo %v, bytes again %v after the link came back", ch.what, stall.Round(time.Millisecond), first.Sub(ch.at).Round(time.Millisecond))
+			continue
+		}
+		t.Logf("%s: longest pause in the echo %v", ch.what, stall.Round(time.Millisecond))
+	}
+	sorted := slices.Clone(resumes)
+	slices.Sort(sorted)
+	if len(sorted) > 0 {
+		t.Logf("resume after %d changes: median %v, max %v", len(sorted), sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
+	}
+	if n := strings.Count(server.out.String(), "client authenticated"); n != 1 {
+		t.Errorf("the server authenticated %d connections; the tunnel should have kept its one connection", n)
+	}
+	if n := strings.Count(client.out.String(), "connection moved to a new path"); n < 3 {
+		t.Errorf("the client moved its connection %d times; want at least one per address change", n)
+	}
+}
