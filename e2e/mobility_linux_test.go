@@ -117,60 +117,18 @@ func (a *arrivals) maxGap(from, to time.Time) time.Duration {
 // for 3 s. It completes with equal SHA-256 sums both ways, on one
 // connection, and the time to resume after each change is reported.
 func TestMobilityInLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the lab needs root")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("no /dev/net/tun")
-	}
 	link := lab.Params{Delay: 10 * time.Millisecond, RateBitsPerSec: 200_000_000}
-	l, err := lab.New(link, link)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(l.Close)
+	l, srvAddr, secretPath, server := labTunnel(t, link)
 	// Deleting the client's first address must leave the others in place.
 	if out, err := exec.Command("ip", "netns", "exec", l.Client, "sysctl", "-q", "-w", "net.ipv4.conf.c0.promote_secondaries=1").CombinedOutput(); err != nil {
 		t.Fatalf("sysctl: %v %s", err, out)
 	}
-
-	// The backend: an echo server in the server's namespace.
-	var backendLn net.Listener
-	if err := lab.InNamespace(l.Server, func() (err error) {
-		backendLn, err = net.Listen("tcp", lab.ServerIP.String()+":7000")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { backendLn.Close() })
-	go func() {
-		for {
-			c, err := backendLn.Accept()
-			if err != nil {
-				return
-			}
-			go testutil.Echo(c.(*net.TCPConn))
-		}
-	}()
-
-	secretPath := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secretPath, []byte(strongSecret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	srvAddr := lab.ServerIP.String() + ":4433"
-	server := startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
-		"-secret-file="+secretPath, "-state-dir="+t.TempDir(), "-control=off", "-log-level=debug")
-	server.waitLog(t, `msg="server started"`)
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
 		"-secret-file="+secretPath, "-control=off")
 	client.waitLog(t, `msg="connected to server"`)
 
-	var c *net.TCPConn
-	if err := lab.InNamespace(l.Client, func() error {
-		var err error
-		c, err = testutil.DialTCP("127.0.0.1:8000")
-		return err
-	}); err != nil {
+	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
+	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
@@ -266,5 +224,104 @@ func TestMobilityInLab(t *testing.T) {
 	}
 	if n := strings.Count(client.out.String(), "connection moved to a new path"); n < 3 {
 		t.Errorf("the client moved its connection %d times; want at least one per address change", n)
+	}
+}
+
+// labTunnel builds a lab with link both ways, an echo backend and a QUIC
+// qtunnel server in the server's namespace.
+func labTunnel(t *testing.T, link lab.Params) (l *lab.Lab, srvAddr, secretPath string, server *labProc) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the lab needs root")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skip("no /dev/net/tun")
+	}
+	l, err := lab.New(link, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(l.Close)
+	var backendLn net.Listener
+	if err := lab.InNamespace(l.Server, func() (err error) {
+		backendLn, err = net.Listen("tcp", lab.ServerIP.String()+":7000")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { backendLn.Close() })
+	go func() {
+		for {
+			c, err := backendLn.Accept()
+			if err != nil {
+				return
+			}
+			go testutil.Echo(c.(*net.TCPConn))
+		}
+	}()
+	secretPath = filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secretPath, []byte(strongSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srvAddr = lab.ServerIP.String() + ":4433"
+	server = startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
+		"-secret-file="+secretPath, "-state-dir="+t.TempDir(), "-control=off", "-log-level=debug")
+	server.waitLog(t, `msg="server started"`)
+	return l, srvAddr, secretPath, server
+}
+
+// dialIn connects to addr from namespace ns.
+func dialIn(t *testing.T, ns, addr string) (*net.TCPConn, error) {
+	var c *net.TCPConn
+	err := lab.InNamespace(ns, func() (err error) {
+		c, err = testutil.DialTCP(addr)
+		return err
+	})
+	return c, err
+}
+
+// TestUDPBlockedInLab: with an nftables rule in the router dropping the
+// tunnel's UDP, a QUIC client carries connections over TLS/TCP to the same
+// port within a few seconds, and returns to QUIC when the rule goes.
+func TestUDPBlockedInLab(t *testing.T) {
+	l, srvAddr, secretPath, _ := labTunnel(t, lab.Params{Delay: 10 * time.Millisecond})
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("no nft (Debian package nftables)")
+	}
+	nft := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", l.Router, "nft"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("nft %v: %v: %s", args, err, out)
+		}
+	}
+	nft("add", "table", "inet", "qtblock")
+	nft("add", "chain", "inet", "qtblock", "qtchain", "{ type filter hook forward priority 0 ; }")
+	nft("add", "rule", "inet", "qtblock", "qtchain", "udp", "dport", "4433", "drop")
+
+	start := time.Now()
+	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control=off")
+	echo := func() error {
+		c, err := dialIn(t, l.Client, "127.0.0.1:8000")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		return testutil.EchoCheck(c, 1<<20, 2)
+	}
+	var err error
+	if !testutil.Eventually(15*time.Second, func() bool { err = echo(); return err == nil }) {
+		t.Fatalf("no connection through the tunnel with UDP blocked: %v", err)
+	}
+	t.Logf("UDP blocked: first connection through the TLS/TCP fallback %v after the client started", time.Since(start).Round(time.Millisecond))
+	client.waitLog(t, "carrying new connections over TLS/TCP")
+
+	nft("delete", "table", "inet", "qtblock")
+	unblocked := time.Now()
+	client.waitLog(t, "QUIC gets through again")
+	t.Logf("UDP unblocked: back on QUIC after %v", time.Since(unblocked).Round(time.Millisecond))
+	if err := echo(); err != nil {
+		t.Fatalf("a connection after returning to QUIC: %v", err)
 	}
 }

@@ -178,3 +178,40 @@ func TestZeroRTTRefusedReplays(t *testing.T) {
 		t.Errorf("no stream was sent again (none started in 0-RTT?):\n%s", clientLog)
 	}
 }
+
+// TestZeroRTTReplayOpensNothing: an attacker who recorded a restarted
+// client's first flight (its 0-RTT proof and a stream to the backend) and
+// sends it again gets nothing: the server's replay guard refuses the early
+// proof, no stream is accepted before a proof the replayer cannot make, and
+// the backend is not connected a second time.
+func TestZeroRTTReplayOpensNothing(t *testing.T) {
+	r := newZeroRTTRig(t, true)
+	serverLog := &logBuffer{}
+	defer r.startServer(serverLog)()
+	r.firstRun()
+	before := r.backend.Accepted.Load()
+
+	stopRecording := r.proxy.Record()
+	clientLog := &logBuffer{}
+	cli, stop := r.startClient(clientLog)
+	if err := echoThrough(cli.Addr().String(), 4096); err != nil {
+		t.Fatalf("the recorded connection: %v", err)
+	}
+	stop()
+	pkts := stopRecording()
+	if !strings.Contains(clientLog.String(), "0rtt=true") {
+		t.Fatalf("the recorded client did not use 0-RTT (nothing to replay):\n%s", clientLog)
+	}
+	if got := r.backend.Accepted.Load(); got != before+1 {
+		t.Fatalf("backend connections after the recorded one: %d, want %d", got, before+1)
+	}
+
+	r.proxy.Replay(t, pkts)
+	time.Sleep(2 * time.Second) // time for a backend dial, were there one
+	if got := r.backend.Accepted.Load(); got != before+1 {
+		t.Errorf("the replay of %d datagrams opened %d more backend connection(s)", len(pkts), got-before-1)
+	}
+	if !strings.Contains(serverLog.String(), "early proof seen before") {
+		t.Errorf("the server did not refuse the replayed early proof as seen before:\n%s", serverLog)
+	}
+}

@@ -224,9 +224,50 @@ type UDPDelayProxy struct {
 
 	blocked atomic.Bool // drop every datagram, as a firewall that blocks UDP
 
-	mu    sync.Mutex
-	peers map[string]*net.UDPConn // client address -> socket towards the target
-	tcp   net.Listener            // ForwardTCP's listener, or nil
+	mu        sync.Mutex
+	peers     map[string]*net.UDPConn // client address -> socket towards the target
+	tcp       net.Listener            // ForwardTCP's listener, or nil
+	recording bool
+	recorded  [][]byte // datagrams from clients, while recording
+}
+
+// Record starts keeping a copy of every datagram clients send; the
+// returned function stops and hands them over, for Replay.
+func (p *UDPDelayProxy) Record() func() [][]byte {
+	p.mu.Lock()
+	p.recording, p.recorded = true, nil
+	p.mu.Unlock()
+	return func() [][]byte {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.recording = false
+		return p.recorded
+	}
+}
+
+// Replay sends pkts to the target from a new socket, as an attacker who
+// recorded them would, and keeps that socket open (answers are read and
+// dropped) until the test ends.
+func (p *UDPDelayProxy) Replay(t testing.TB, pkts [][]byte) {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, p.target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, err := c.Read(buf); errors.Is(err, net.ErrClosed) {
+				return
+			}
+		}
+	}()
+	for _, pkt := range pkts {
+		if _, err := c.Write(pkt); err != nil {
+			t.Fatalf("replay: %v", err)
+		}
+	}
 }
 
 // Block drops every datagram both ways while on: UDP blocked.
@@ -302,6 +343,11 @@ func (p *UDPDelayProxy) fromClients() {
 		if p.blocked.Load() {
 			continue
 		}
+		p.mu.Lock()
+		if p.recording {
+			p.recorded = append(p.recorded, append([]byte(nil), buf[:n]...))
+		}
+		p.mu.Unlock()
 		up, err := p.upstream(from)
 		if err != nil {
 			continue
