@@ -7,7 +7,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck unit demo fuzz clean bench bench-quick gui gui-windows gui-test
+.PHONY: help build test vet lint staticcheck unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -74,6 +74,9 @@ clean:
 bench: build ## the benchmark suite (root; 15-25 min): writes bench/results/, see docs/benchmarks.md
 	$(GO) build -o bin/qtbench ./bench
 	./bin/qtbench $(BENCHFLAGS)
+
+soak: build ## 10-minute soak (root): 500 connections on the mobile profile, a migration a minute; writes bench/results/soak/
+	$(GO) run ./bench/soak -bin bin/qtunnel $(SOAKFLAGS)
 
 bench-quick: build ## a short benchmark run: loopback and wan, fewer tries
 	$(GO) build -o bin/qtbench ./bench

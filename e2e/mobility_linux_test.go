@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +127,10 @@ func TestMobilityInLab(t *testing.T) {
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
 		"-secret-file="+secretPath, "-control=off")
 	client.waitLog(t, `msg="connected to server"`)
+	// IPv6 finishes setting up the new links' addresses a second or two
+	// after the lab starts, which the client takes for a network change;
+	// let that pass before the changes this test makes.
+	time.Sleep(2500 * time.Millisecond)
 
 	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
 	if err != nil {
@@ -323,5 +328,144 @@ func TestUDPBlockedInLab(t *testing.T) {
 	t.Logf("UDP unblocked: back on QUIC after %v", time.Since(unblocked).Round(time.Millisecond))
 	if err := echo(); err != nil {
 		t.Fatalf("a connection after returning to QUIC: %v", err)
+	}
+}
+
+// TestServerKilledInLab: the server is killed (SIGKILL) mid-session and
+// started again; the client's new connections work again soon after, and
+// the local connections that failed meanwhile are counted.
+func TestServerKilledInLab(t *testing.T) {
+	l, srvAddr, secretPath, server := labTunnel(t, lab.Params{Delay: 10 * time.Millisecond})
+	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control=off")
+	client.waitLog(t, `msg="connected to server"`)
+	echo := func() error {
+		c, err := dialIn(t, l.Client, "127.0.0.1:8000")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		return testutil.EchoCheck(c, 4096, 3)
+	}
+	if err := echo(); err != nil {
+		t.Fatalf("before the kill: %v", err)
+	}
+	server.kill()
+	time.Sleep(time.Second)
+	stateDir := strings.TrimPrefix(argWithPrefix(server.cmd.Args, "-state-dir="), "-state-dir=")
+	restarted := startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
+		"-secret-file="+secretPath, "-state-dir="+stateDir, "-control=off")
+	restarted.waitLog(t, `msg="server started"`)
+	back := time.Now()
+	failed := 0
+	for {
+		err := echo()
+		if err == nil {
+			break
+		}
+		failed++
+		if time.Since(back) > 5*time.Second {
+			t.Fatalf("no working connection 5 s after the server's return (%d failed; last: %v)", failed, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(back)
+	t.Logf("first working connection %v after the server's return; %d local connections failed before it", took.Round(time.Millisecond), failed)
+	if took > time.Second {
+		t.Errorf("new connections worked again only %v after the server's return; want within 1 s", took)
+	}
+}
+
+// argWithPrefix returns the first argument with the prefix, or "".
+func argWithPrefix(args []string, prefix string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			return a
+		}
+	}
+	return ""
+}
+
+// TestNATRebindingInLab: the router NATs the client's UDP to a port of its
+// own; mid-transfer the mapping is dropped and made again on another port
+// (what a NAT does when it forgets one), so the server sees the client
+// move. The transfer completes intact on the same connection.
+func TestNATRebindingInLab(t *testing.T) {
+	l, srvAddr, secretPath, server := labTunnel(t, lab.Params{Delay: 10 * time.Millisecond, RateBitsPerSec: 100_000_000})
+	for _, tool := range []string{"nft", "conntrack"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("no %s (Debian packages nftables, conntrack)", tool)
+		}
+	}
+	inRouter := func(name string, args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", append([]string{"netns", "exec", l.Router, name}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v: %s", name, args, err, out)
+		}
+	}
+	// The router's packets pass conntrack twice, once on each side of the
+	// link emulator (TUN devices tc2s and ts2c): conntrack zones keep the
+	// two passes apart, so that the NAT applies on the server's side only.
+	natTo := func(port int) {
+		rules := fmt.Sprintf(`table ip qtnat {
+	chain pre {
+		type filter hook prerouting priority raw ;
+		iifname { "r0", "ts2c" } ct zone set 1
+		iifname { "tc2s", "r1" } ct zone set 2
+	}
+	chain post {
+		type nat hook postrouting priority srcnat ;
+		oifname "r1" ip saddr 10.77.1.0/24 udp dport 4433 snat to 10.77.2.2:%d-%d
+	}
+}
+`, port, port+9)
+		f := filepath.Join(t.TempDir(), "nat.nft")
+		if err := os.WriteFile(f, []byte(rules), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		inRouter("nft", "-f", f)
+	}
+	// Port ranges: a migration (a new client socket) needs a second mapping.
+	natTo(40000)
+	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control=off")
+	client.waitLog(t, `msg="connected to server"`)
+	// The lab's links are new: IPv6 finishes setting up their link-local
+	// addresses a second or two later, which the client rightly takes for
+	// a network change and moves. Let that pass, so that the rebinding
+	// below is the only thing that happens to the transfer.
+	time.Sleep(2500 * time.Millisecond)
+	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	done := make(chan error, 1)
+	go func() { done <- pacedEcho(c, 64<<20, 256<<10, 5*time.Millisecond) }()
+	time.Sleep(time.Second)
+	// The NAT forgets: a new rule, and the old mapping dropped.
+	inRouter("nft", "delete", "table", "ip", "qtnat")
+	natTo(40010)
+	inRouter("conntrack", "-D", "-p", "udp", "-w", "2")
+	select {
+	case err := <-done:
+		t.Fatalf("the transfer ended before the rebinding took effect (err %v): make it longer", err)
+	default:
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("transfer across the NAT rebinding: %v", err)
+	}
+	// The client's packets now reach the server through the new mapping.
+	out, err := exec.Command("ip", "netns", "exec", l.Router, "conntrack", "-L", "-p", "udp", "-w", "2").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`dport=4001\d`).Match(out) {
+		t.Errorf("no UDP flow through the new mappings (ports 40010-40019) after the rebinding: %v\n%s", err, out)
+	}
+	if n := strings.Count(server.out.String(), "client authenticated"); n != 1 {
+		t.Errorf("the server authenticated %d connections; the rebinding should not have needed a new one", n)
+	}
+	if !regexp.MustCompile(`client authenticated" peer=10\.77\.2\.2:4000\d`).MatchString(server.out.String()) {
+		t.Errorf("the client did not reach the server through the first mapping:\n%s", server.out)
 	}
 }

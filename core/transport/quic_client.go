@@ -262,6 +262,12 @@ func (d *QUICDialer) Migrate(ctx context.Context) (Migration, error) {
 	if conn == nil || old == nil {
 		return Migration{}, fmt.Errorf("%w: not connected", ErrNoMigration)
 	}
+	select {
+	case <-conn.HandshakeComplete():
+	default:
+		// RFC 9000 9.1: no migration before the handshake is confirmed.
+		return Migration{}, fmt.Errorf("%w: the connection's handshake is not complete yet", ErrNoMigration)
+	}
 	if nretired >= maxRetired {
 		return Migration{}, fmt.Errorf("%w: this connection has moved %d times already", ErrNoMigration, nretired)
 	}
@@ -275,16 +281,27 @@ func (d *QUICDialer) Migrate(ctx context.Context) (Migration, error) {
 		closeTransport(tr)
 		return Migration{}, fmt.Errorf("%w: %v", ErrNoMigration, err)
 	}
+	// From AddPath on, the connection is registered with tr: closing tr
+	// would close the connection. A path that fails is abandoned, and tr
+	// is kept with the retired ones until the connection ends.
+	abandon := func() {
+		_ = path.Close()
+		d.mu.Lock()
+		if d.conn == conn {
+			d.retired = append(d.retired, tr)
+			tr = nil
+		}
+		d.mu.Unlock()
+		closeTransport(tr) // the connection ended meanwhile: nothing to keep it for
+	}
 	pctx, cancel := context.WithTimeout(ctx, d.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := path.Probe(pctx); err != nil {
-		_ = path.Close()
-		closeTransport(tr)
+		abandon()
 		return Migration{}, fmt.Errorf("probe the new path: %w", err)
 	}
 	if err := path.Switch(); err != nil {
-		_ = path.Close()
-		closeTransport(tr)
+		abandon()
 		return Migration{}, fmt.Errorf("switch to the new path: %w", err)
 	}
 	m := Migration{From: old.Conn.LocalAddr(), To: tr.Conn.LocalAddr(), Took: time.Since(start)}

@@ -129,7 +129,8 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 }
 
 // listenQUICWithFallback binds the QUIC server and, unless turned off, a
-// TLS/TCP server on the same port number for clients whose UDP is blocked.
+// TLS/TCP server on the same port number for clients whose UDP is blocked;
+// a TCP port in use costs the fallback, with a warning, not the server.
 func listenQUICWithFallback(pc transport.ServerConfig, noFallback bool) (transport.Server, error) {
 	q, err := transport.ListenQUIC(pc)
 	if err != nil || noFallback {
@@ -143,8 +144,10 @@ func listenQUICWithFallback(pc transport.ServerConfig, noFallback bool) (transpo
 	tc.Listen = net.JoinHostPort(host, strconv.Itoa(q.Addr().(*net.UDPAddr).Port))
 	t, err := transport.ListenTCP(tc)
 	if err != nil {
-		_ = q.Drain(context.Background())
-		return nil, fmt.Errorf("the TLS/TCP fallback on the same port: %w (or turn the fallback off)", err)
+		// Common and legitimate: a web server on TCP 443 beside QTunnel on
+		// UDP 443. QUIC clients are served; only the fallback is missing.
+		pc.Logger.Warn("no TLS/TCP fallback: clients whose UDP is blocked cannot connect", "tcp", tc.Listen, "err", err)
+		return q, nil
 	}
 	return transport.Both(q, t), nil
 }

@@ -222,6 +222,12 @@ type Conn struct {
 	pacingDeadline monotime.Time
 
 	peerParams *wire.TransportParameters
+	// QTunnel fork: peerParamsMu guards the peerParams pointer against
+	// newFlowController, which an application goroutine calls when it
+	// opens a stream in 0-RTT while the handshake is still being processed
+	// (upstream issue quic-go/quic-go#4303), and against AddPath.
+	// Everything else reads peerParams on the run loop, the only writer.
+	peerParamsMu sync.RWMutex
 
 	timer *time.Timer
 	// keepAlivePingSent stores whether a keep alive PING is in flight.
@@ -2435,7 +2441,9 @@ func (c *Conn) restoreTransportParameters(params *wire.TransportParameters) {
 		})
 	}
 
+	c.peerParamsMu.Lock()
 	c.peerParams = params
+	c.peerParamsMu.Unlock()
 	c.connIDGenerator.SetMaxActiveConnIDs(params.ActiveConnectionIDLimit)
 	c.connFlowController.UpdateSendWindow(params.InitialMaxData)
 	c.streamsMap.HandleTransportParameters(params)
@@ -2459,7 +2467,9 @@ func (c *Conn) handleTransportParameters(params *wire.TransportParameters) error
 		}
 	}
 
+	c.peerParamsMu.Lock()
 	c.peerParams = params
+	c.peerParamsMu.Unlock()
 	// On the client side we have to wait for handshake completion.
 	// During a 0-RTT connection, we are only allowed to use the new transport parameters for 1-RTT packets.
 	if c.perspective == protocol.PerspectiveServer {
@@ -3027,12 +3037,15 @@ func (c *Conn) OpenUniStreamSync(ctx context.Context) (*SendStream, error) {
 }
 
 func (c *Conn) newFlowController(id protocol.StreamID) *streamFlowController {
-	initialSendWindow := c.peerParams.InitialMaxStreamDataUni
+	c.peerParamsMu.RLock() // QTunnel fork: see peerParamsMu
+	params := c.peerParams
+	c.peerParamsMu.RUnlock()
+	initialSendWindow := params.InitialMaxStreamDataUni
 	if protocol.StreamTypeOf(id) == protocol.StreamTypeBidi {
 		if protocol.StreamInitiator(id) == c.perspective {
-			initialSendWindow = c.peerParams.InitialMaxStreamDataBidiRemote
+			initialSendWindow = params.InitialMaxStreamDataBidiRemote
 		} else {
-			initialSendWindow = c.peerParams.InitialMaxStreamDataBidiLocal
+			initialSendWindow = params.InitialMaxStreamDataBidiLocal
 		}
 	}
 	return newStreamFlowController(
@@ -3204,7 +3217,10 @@ func (c *Conn) AddPath(t *Transport) (*Path, error) {
 	if c.perspective == protocol.PerspectiveServer {
 		return nil, errors.New("server cannot initiate connection migration")
 	}
-	if c.peerParams.DisableActiveMigration {
+	c.peerParamsMu.RLock() // QTunnel fork: see peerParamsMu
+	disabled := c.peerParams != nil && c.peerParams.DisableActiveMigration
+	c.peerParamsMu.RUnlock()
+	if disabled {
 		return nil, errors.New("server disabled connection migration")
 	}
 	if err := t.init(false); err != nil {
