@@ -321,7 +321,7 @@ targets:
 	}
 	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	transfer := make(chan error, 1)
-	go func() { transfer <- pacedEcho(c, 48<<20, 256<<10, 15*time.Millisecond) }()
+	go func() { transfer <- testutil.PacedEcho(c, 48<<20, 256<<10, 15*time.Millisecond) }()
 
 	time.Sleep(500 * time.Millisecond)
 	writeFile(t, dir, "client.yaml", clientText(two))
@@ -381,39 +381,6 @@ targets:
 	if len(st.Forwards) != 1 || st.Forwards[0].Target != "alpha" {
 		t.Errorf("forwards after a refused reload: %+v", st.Forwards)
 	}
-}
-
-// pacedEcho sends size random bytes in steps with a pause between them,
-// reads the echo concurrently, and compares SHA-256 sums.
-func pacedEcho(c *net.TCPConn, size, step int, pause time.Duration) error {
-	sent, recv := sha256.New(), sha256.New()
-	got := make(chan error, 1)
-	go func() {
-		n, err := io.CopyN(recv, c, int64(size))
-		if err == nil && n != int64(size) {
-			err = fmt.Errorf("echo returned %d bytes, want %d", n, size)
-		}
-		got <- err
-	}()
-	buf := make([]byte, step)
-	r := rand.New(rand.NewPCG(1, 2))
-	for left := size; left > 0; left -= step {
-		for i := range buf {
-			buf[i] = byte(r.Uint32())
-		}
-		sent.Write(buf)
-		if _, err := c.Write(buf); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		time.Sleep(pause)
-	}
-	if err := <-got; err != nil {
-		return fmt.Errorf("read echo: %w", err)
-	}
-	if string(sent.Sum(nil)) != string(recv.Sum(nil)) {
-		return fmt.Errorf("echo differs from what was sent (SHA-256 mismatch)")
-	}
-	return nil
 }
 
 // TestSetSecretInMemory: a client with the wrong secret shows the error
@@ -485,7 +452,7 @@ func TestMigrateCommand(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	transfer := make(chan error, 1)
-	go func() { transfer <- pacedEcho(c, 32<<20, 128<<10, 10*time.Millisecond) }()
+	go func() { transfer <- testutil.PacedEcho(c, 32<<20, 128<<10, 10*time.Millisecond) }()
 	for i := range 2 {
 		time.Sleep(500 * time.Millisecond)
 		code, out, errOut := runQT(t, nil, "migrate", "-control="+ctl)

@@ -124,19 +124,7 @@ func TestMobilityInLab(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", l.Client, "sysctl", "-q", "-w", "net.ipv4.conf.c0.promote_secondaries=1").CombinedOutput(); err != nil {
 		t.Fatalf("sysctl: %v %s", err, out)
 	}
-	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
-		"-secret-file="+secretPath, "-control=off")
-	client.waitLog(t, `msg="connected to server"`)
-	// IPv6 finishes setting up the new links' addresses a second or two
-	// after the lab starts, which the client takes for a network change;
-	// let that pass before the changes this test makes.
-	time.Sleep(2500 * time.Millisecond)
-
-	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	client, c := settledClient(t, l, srvAddr, secretPath)
 	_ = c.SetDeadline(time.Now().Add(3 * time.Minute))
 
 	const size = 200 << 20
@@ -273,6 +261,26 @@ func labTunnel(t *testing.T, link lab.Params) (l *lab.Lab, srvAddr, secretPath s
 		"-secret-file="+secretPath, "-state-dir="+t.TempDir(), "-control=off", "-log-level=debug")
 	server.waitLog(t, `msg="server started"`)
 	return l, srvAddr, secretPath, server
+}
+
+// settledClient starts a QUIC client in the lab, waits until it is
+// connected and the lab's new links have settled, and opens a connection
+// through its forward (127.0.0.1:8000).
+func settledClient(t *testing.T, l *lab.Lab, srvAddr, secretPath string) (*labProc, *net.TCPConn) {
+	t.Helper()
+	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
+		"-secret-file="+secretPath, "-control=off")
+	client.waitLog(t, `msg="connected to server"`)
+	// IPv6 finishes setting up the new links' addresses a second or two
+	// after the lab starts, which the client rightly takes for a network
+	// change and moves; let that pass before a test changes the network.
+	time.Sleep(2500 * time.Millisecond)
+	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return client, c
 }
 
 // dialIn connects to addr from namespace ns.
@@ -428,22 +436,10 @@ func TestNATRebindingInLab(t *testing.T) {
 	}
 	// Port ranges: a migration (a new client socket) needs a second mapping.
 	natTo(40000)
-	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
-		"-secret-file="+secretPath, "-control=off")
-	client.waitLog(t, `msg="connected to server"`)
-	// The lab's links are new: IPv6 finishes setting up their link-local
-	// addresses a second or two later, which the client rightly takes for
-	// a network change and moves. Let that pass, so that the rebinding
-	// below is the only thing that happens to the transfer.
-	time.Sleep(2500 * time.Millisecond)
-	c, err := dialIn(t, l.Client, "127.0.0.1:8000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	_, c := settledClient(t, l, srvAddr, secretPath)
 	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	done := make(chan error, 1)
-	go func() { done <- pacedEcho(c, 64<<20, 256<<10, 5*time.Millisecond) }()
+	go func() { done <- testutil.PacedEcho(c, 64<<20, 256<<10, 5*time.Millisecond) }()
 	time.Sleep(time.Second)
 	// The NAT forgets: a new rule, and the old mapping dropped.
 	inRouter("nft", "delete", "table", "ip", "qtnat")

@@ -2,11 +2,7 @@ package tunnel_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"testing"
 	"time"
@@ -14,40 +10,6 @@ import (
 	"github.com/qtunnel/qtunnel/core/tunnel"
 	"github.com/qtunnel/qtunnel/internal/testutil"
 )
-
-// streamEcho sends size random bytes through c in steps with pauses
-// between them (so that the test can act mid-transfer), reads the echo
-// concurrently, and compares SHA-256 sums.
-func streamEcho(c *net.TCPConn, size, step int, pause time.Duration) error {
-	sent, recv := sha256.New(), sha256.New()
-	got := make(chan error, 1)
-	go func() {
-		n, err := io.CopyN(recv, c, int64(size))
-		if err == nil && n != int64(size) {
-			err = fmt.Errorf("echo returned %d bytes, want %d", n, size)
-		}
-		got <- err
-	}()
-	buf := make([]byte, step)
-	r := rand.New(rand.NewPCG(3, 4))
-	for left := size; left > 0; left -= step {
-		for i := range buf {
-			buf[i] = byte(r.Uint32())
-		}
-		sent.Write(buf)
-		if _, err := c.Write(buf); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		time.Sleep(pause)
-	}
-	if err := <-got; err != nil {
-		return fmt.Errorf("read echo: %w", err)
-	}
-	if string(sent.Sum(nil)) != string(recv.Sum(nil)) {
-		return errors.New("echo differs from what was sent (SHA-256 mismatch)")
-	}
-	return nil
-}
 
 // peerPort is the port the server sees its one client connection from.
 func peerPort(t *testing.T, s *tunnel.Server) int {
@@ -72,7 +34,7 @@ func TestMigrateMidTransfer(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	done := make(chan error, 1)
-	go func() { done <- streamEcho(c, 24<<20, 128<<10, 10*time.Millisecond) }()
+	go func() { done <- testutil.PacedEcho(c, 24<<20, 128<<10, 10*time.Millisecond) }()
 
 	for i := range 2 {
 		time.Sleep(400 * time.Millisecond)
@@ -123,7 +85,7 @@ func TestNATRebinding(t *testing.T) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
 	done := make(chan error, 1)
-	go func() { done <- streamEcho(c, 16<<20, 128<<10, 10*time.Millisecond) }()
+	go func() { done <- testutil.PacedEcho(c, 16<<20, 128<<10, 10*time.Millisecond) }()
 	time.Sleep(300 * time.Millisecond)
 	before := peerPort(t, p.server)
 	nat.Rebind()

@@ -133,6 +133,40 @@ func EchoCheck(conn *net.TCPConn, size int, seed uint64) error {
 	return nil
 }
 
+// PacedEcho sends size random bytes through conn in steps with a pause
+// after each (so that a test can act mid-transfer), reads the echo
+// concurrently, and compares SHA-256 sums. It does not close conn.
+func PacedEcho(conn *net.TCPConn, size, step int, pause time.Duration) error {
+	sent, recv := sha256.New(), sha256.New()
+	got := make(chan error, 1)
+	go func() {
+		n, err := io.CopyN(recv, conn, int64(size))
+		if err == nil && n != int64(size) {
+			err = fmt.Errorf("echo returned %d bytes, want %d", n, size)
+		}
+		got <- err
+	}()
+	buf := make([]byte, step)
+	src := rand.New(rand.NewPCG(uint64(size), uint64(step)))
+	for left := size; left > 0; left -= step {
+		for i := range buf {
+			buf[i] = byte(src.Uint32())
+		}
+		sent.Write(buf)
+		if _, err := conn.Write(buf); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		time.Sleep(pause)
+	}
+	if err := <-got; err != nil {
+		return fmt.Errorf("read echo: %w", err)
+	}
+	if string(sent.Sum(nil)) != string(recv.Sum(nil)) {
+		return errors.New("echo differs from what was sent (SHA-256 mismatch)")
+	}
+	return nil
+}
+
 // DialTCP connects to addr with a timeout.
 func DialTCP(addr string) (*net.TCPConn, error) {
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
