@@ -306,8 +306,7 @@ targets:
 	clientCfg := writeFile(t, dir, "client.yaml", clientText(one))
 	client := start(t, "client", nil, "-config="+clientCfg)
 	client.waitLog(`msg="connected to server"`, 20*time.Second)
-	if c, err := net.DialTimeout("tcp", pb, time.Second); err == nil {
-		c.Close()
+	if !refuses(pb) {
 		t.Fatal("forward beta accepts before it is configured")
 	}
 
@@ -358,8 +357,7 @@ targets:
 	if code != 0 || !strings.Contains(out, "forward removed: beta") {
 		t.Fatalf("qtunnel reload: exit %d, %q %q", code, out, errOut)
 	}
-	if c, err := net.DialTimeout("tcp", pb, time.Second); err == nil {
-		c.Close()
+	if !refuses(pb) {
 		t.Error("forward beta still accepts after it was removed")
 	}
 	ca, err := testutil.DialTCP(pa)

@@ -196,8 +196,7 @@ func TestDefaultControlPathUpDown(t *testing.T) {
 	if st := statusJSON(t, env); st.State != control.StateOff {
 		t.Errorf("after down: state %s; want off", st.State)
 	}
-	if c, err := testutil.DialTCP(fwd); err == nil {
-		c.Close()
+	if !refuses(fwd) {
 		t.Error("the forward still accepts after qtunnel down")
 	}
 	waitOutput(t, watch, `"type":"state".*"state":"off"`)

@@ -20,46 +20,12 @@ import (
 	"github.com/qtunnel/qtunnel/lab"
 )
 
-// labProc is a qtunnel process in one of the lab's namespaces.
-type labProc struct {
-	cmd  *exec.Cmd
-	out  *testutil.SyncBuffer
-	done chan struct{}
-}
-
-func startInLab(t *testing.T, l *lab.Lab, ns string, args ...string) *labProc {
+// startInLab runs qtunnel in one of the lab's namespaces.
+func startInLab(t *testing.T, l *lab.Lab, ns string, args ...string) *proc {
 	t.Helper()
-	p := &labProc{cmd: l.Command(ns, binary, args...), out: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			t.Logf("%s:\n%s", strings.Join(args, " "), p.out)
-		}
-	})
-	return p
-}
-
-func (p *labProc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-func (p *labProc) waitLog(t *testing.T, pattern string) {
-	t.Helper()
-	if !testutil.Eventually(20*time.Second, func() bool { return strings.Contains(p.out.String(), pattern) }) {
-		t.Fatalf("no %q in:\n%s", pattern, p.out)
-	}
+	cmd := l.Command(ns, binary, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir(), "GORACE=atexit_sleep_ms=0 halt_on_error=1"}
+	return run(t, ns, cmd)
 }
 
 // ipIn runs an ip command in namespace ns.
@@ -212,17 +178,17 @@ func TestMobilityInLab(t *testing.T) {
 	if len(sorted) > 0 {
 		t.Logf("resume after %d changes: median %v, max %v", len(sorted), sorted[len(sorted)/2].Round(time.Millisecond), sorted[len(sorted)-1].Round(time.Millisecond))
 	}
-	if n := strings.Count(server.out.String(), "client authenticated"); n != 1 {
+	if n := strings.Count(server.stderr.String(), "client authenticated"); n != 1 {
 		t.Errorf("the server authenticated %d connections; the tunnel should have kept its one connection", n)
 	}
-	if n := strings.Count(client.out.String(), "connection moved to a new path"); n < 3 {
+	if n := strings.Count(client.stderr.String(), "connection moved to a new path"); n < 3 {
 		t.Errorf("the client moved its connection %d times; want at least one per address change", n)
 	}
 }
 
 // labTunnel builds a lab with link both ways, an echo backend and a QUIC
 // qtunnel server in the server's namespace.
-func labTunnel(t *testing.T, link lab.Params) (l *lab.Lab, srvAddr, secretPath string, server *labProc) {
+func labTunnel(t *testing.T, link lab.Params) (l *lab.Lab, srvAddr, secretPath string, server *proc) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the lab needs root")
@@ -259,18 +225,18 @@ func labTunnel(t *testing.T, link lab.Params) (l *lab.Lab, srvAddr, secretPath s
 	srvAddr = lab.ServerIP.String() + ":4433"
 	server = startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
 		"-secret-file="+secretPath, "-state-dir="+t.TempDir(), "-control=off", "-log-level=debug")
-	server.waitLog(t, `msg="server started"`)
+	server.waitLog(`msg="server started"`, 20*time.Second)
 	return l, srvAddr, secretPath, server
 }
 
 // settledClient starts a QUIC client in the lab, waits until it is
 // connected and the lab's new links have settled, and opens a connection
 // through its forward (127.0.0.1:8000).
-func settledClient(t *testing.T, l *lab.Lab, srvAddr, secretPath string) (*labProc, *net.TCPConn) {
+func settledClient(t *testing.T, l *lab.Lab, srvAddr, secretPath string) (*proc, *net.TCPConn) {
 	t.Helper()
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
 		"-secret-file="+secretPath, "-control=off")
-	client.waitLog(t, `msg="connected to server"`)
+	client.waitLog(`msg="connected to server"`, 20*time.Second)
 	// IPv6 finishes setting up the new links' addresses a second or two
 	// after the lab starts, which the client rightly takes for a network
 	// change and moves; let that pass before a test changes the network.
@@ -328,11 +294,11 @@ func TestUDPBlockedInLab(t *testing.T) {
 		t.Fatalf("no connection through the tunnel with UDP blocked: %v", err)
 	}
 	t.Logf("UDP blocked: first connection through the TLS/TCP fallback %v after the client started", time.Since(start).Round(time.Millisecond))
-	client.waitLog(t, "carrying new connections over TLS/TCP")
+	client.waitLog("carrying new connections over TLS/TCP", 20*time.Second)
 
 	nft("delete", "table", "inet", "qtblock")
 	unblocked := time.Now()
-	client.waitLog(t, "QUIC gets through again")
+	client.waitLog("QUIC gets through again", 20*time.Second)
 	t.Logf("UDP unblocked: back on QUIC after %v", time.Since(unblocked).Round(time.Millisecond))
 	if err := echo(); err != nil {
 		t.Fatalf("a connection after returning to QUIC: %v", err)
@@ -346,7 +312,7 @@ func TestServerKilledInLab(t *testing.T) {
 	l, srvAddr, secretPath, server := labTunnel(t, lab.Params{Delay: 10 * time.Millisecond})
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+srvAddr, "-clientmode=true", "-quic=true",
 		"-secret-file="+secretPath, "-control=off")
-	client.waitLog(t, `msg="connected to server"`)
+	client.waitLog(`msg="connected to server"`, 20*time.Second)
 	echo := func() error {
 		c, err := dialIn(t, l.Client, "127.0.0.1:8000")
 		if err != nil {
@@ -364,7 +330,7 @@ func TestServerKilledInLab(t *testing.T) {
 	stateDir := strings.TrimPrefix(argWithPrefix(server.cmd.Args, "-state-dir="), "-state-dir=")
 	restarted := startInLab(t, l, l.Server, "-listen="+srvAddr, "-backend="+lab.ServerIP.String()+":7000", "-quic=true",
 		"-secret-file="+secretPath, "-state-dir="+stateDir, "-control=off")
-	restarted.waitLog(t, `msg="server started"`)
+	restarted.waitLog(`msg="server started"`, 20*time.Second)
 	back := time.Now()
 	failed := 0
 	for {
@@ -458,10 +424,10 @@ func TestNATRebindingInLab(t *testing.T) {
 	if err != nil || !regexp.MustCompile(`dport=4001\d`).Match(out) {
 		t.Errorf("no UDP flow through the new mappings (ports 40010-40019) after the rebinding: %v\n%s", err, out)
 	}
-	if n := strings.Count(server.out.String(), "client authenticated"); n != 1 {
+	if n := strings.Count(server.stderr.String(), "client authenticated"); n != 1 {
 		t.Errorf("the server authenticated %d connections; the rebinding should not have needed a new one", n)
 	}
-	if !regexp.MustCompile(`client authenticated" peer=10\.77\.2\.2:4000\d`).MatchString(server.out.String()) {
-		t.Errorf("the client did not reach the server through the first mapping:\n%s", server.out)
+	if !regexp.MustCompile(`client authenticated" peer=10\.77\.2\.2:4000\d`).MatchString(server.stderr.String()) {
+		t.Errorf("the client did not reach the server through the first mapping:\n%s", server.stderr)
 	}
 }

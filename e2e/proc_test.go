@@ -75,10 +75,9 @@ func startAs(t *testing.T, cred *syscall.Credential, name string, env []string, 
 	}) {
 		args = append(args, "-control=off")
 	}
-	p := &proc{t: t, name: name, stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	cmd := exec.Command(binary, args...)
 	if cred != nil {
-		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
 	// GORACE: the race runtime otherwise sleeps 1 s at every exit; any race
 	// still fails the process (exit code 66).
@@ -88,8 +87,16 @@ func startAs(t *testing.T, cred *syscall.Credential, name string, env []string, 
 	if cred != nil {
 		home, state = userDir(t, cred), userDir(t, cred)
 	}
-	p.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "STATE_DIRECTORY=" + state,
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "STATE_DIRECTORY=" + state,
 		"GORACE=atexit_sleep_ms=0 halt_on_error=1"}, env...)
+	return run(t, name, cmd)
+}
+
+// run starts cmd as a proc that is killed when the test ends, its output
+// logged if the test failed.
+func run(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: cmd, stderr: &testutil.SyncBuffer{}, stdout: &testutil.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr, p.cmd.Stdout = p.stderr, p.stdout
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -101,7 +108,7 @@ func startAs(t *testing.T, cred *syscall.Credential, name string, env []string, 
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("%s (%s) stderr:\n%s", p.name, strings.Join(args, " "), p.stderr)
+			t.Logf("%s (%s) stderr:\n%s", p.name, strings.Join(cmd.Args, " "), p.stderr)
 		}
 	})
 	return p
@@ -270,4 +277,13 @@ func echoThrough(t *testing.T, addr string, size int, seed uint64) {
 	if err := testutil.EchoCheck(c, size, seed); err != nil {
 		t.Fatalf("echo through %s: %v", addr, err)
 	}
+}
+
+// refuses reports whether nothing accepts TCP connections at addr.
+func refuses(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err != nil
 }
