@@ -173,26 +173,8 @@ func runQT(t *testing.T, env []string, args ...string) (int, string, string) {
 	return code, p.stdout.String(), p.stderr.String()
 }
 
-// freePort returns a loopback port free on TCP and UDP at the time of asking.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-		if err != nil {
-			continue
-		}
-		uc.Close()
-		return port
-	}
-	t.Fatal("no free port")
-	return 0
-}
+// freePort returns a loopback port free on TCP and UDP.
+func freePort(t *testing.T) int { return testutil.FreePort(t) }
 
 // secretFile writes a strong secret into a 0600 file and returns its path.
 func secretFile(t *testing.T, value string) string {

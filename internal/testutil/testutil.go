@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -475,4 +476,50 @@ func Certificate(t testing.TB, hosts ...string) tls.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// FreePort returns a loopback port that is free on TCP and UDP at the time
+// of asking. It picks outside the kernel's ephemeral range, so the source
+// port of some unrelated outgoing connection cannot take it between this
+// check and the moment a test process binds it (a flake seen in CI).
+func FreePort(t testing.TB) int {
+	t.Helper()
+	lo, hi := ephemeralRange()
+	for range 200 {
+		port := 10000 + rand.IntN(lo-10000)
+		if port >= lo && port <= hi {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		if err != nil {
+			continue
+		}
+		uc.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// FreeAddr is FreePort as "127.0.0.1:PORT".
+func FreeAddr(t testing.TB) string {
+	return fmt.Sprintf("127.0.0.1:%d", FreePort(t))
+}
+
+// ephemeralRange reads Linux's range of ports for outgoing connections,
+// or the IANA default elsewhere.
+func ephemeralRange() (lo, hi int) {
+	lo, hi = 49152, 65535
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var l, h int
+		if n, _ := fmt.Sscan(string(b), &l, &h); n == 2 && l > 11000 && h >= l {
+			lo, hi = l, h
+		}
+	}
+	return lo, hi
 }

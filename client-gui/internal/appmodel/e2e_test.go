@@ -91,20 +91,7 @@ func startQT(t *testing.T, env []string, args ...string) *process {
 	return p
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer uc.Close()
-	ln, err := net.Listen("tcp", uc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.Close()
-	return uc.LocalAddr().String()
-}
+func freeAddr(t *testing.T) string { return testutil.FreeAddr(t) }
 
 const strongSecret = "gui-e2e-5d1c7a9e3f2b8d4c6a0e9f1b3d5c7a2e4f6b8d0c"
 
