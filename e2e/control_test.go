@@ -405,7 +405,7 @@ func TestSetSecretInMemory(t *testing.T) {
 	}) {
 		t.Fatalf("with the wrong secret: state %s, last error %q; want error", st.State, st.LastError)
 	}
-	if !strings.Contains(st.LastError, "the server refused our secret") {
+	if !strings.Contains(st.LastError, "did not accept our secret") {
 		t.Errorf("last error %q; want it in plain words", st.LastError)
 	}
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/qtunnel/qtunnel/core/proto"
 	"github.com/qtunnel/qtunnel/internal/testutil"
 )
 
@@ -107,7 +108,7 @@ func TestWrongSecretCarriesNothing(t *testing.T) {
 			server.waitLog(`msg="server started"`, 20*time.Second)
 			client := start(t, "client", []string{"QTUNNEL_SECRET=not-the-right-secret-but-long-enough-to-be-strong-9"},
 				"-listen="+cliAddr, "-backend="+srvAddr, "-clientmode=true", modeFlag(q))
-			client.waitLog(`rejected our secret`, 20*time.Second)
+			client.waitLog(`did not accept our proof`, 20*time.Second)
 
 			got := tryExchange(cliAddr, "must not reach the backend")
 			if len(got) != 0 {
@@ -237,12 +238,16 @@ type mitm struct {
 	wg          sync.WaitGroup
 }
 
-func mitmTLSConfig(t *testing.T) *tls.Config {
+// mitmTLSConfig and upstreamTLS speak QTunnel's application protocols:
+// HTTP/3's on QUIC, HTTPS's on TLS/TCP.
+func mitmTLSConfig(t *testing.T, alpn ...string) *tls.Config {
 	c := testutil.Certificate(t, "127.0.0.1")
-	return &tls.Config{Certificates: []tls.Certificate{c}, NextProtos: []string{"qtunnel/1"}, MinVersion: tls.VersionTLS13}
+	return &tls.Config{Certificates: []tls.Certificate{c}, NextProtos: alpn, MinVersion: tls.VersionTLS13}
 }
 
-var upstreamTLS = &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"qtunnel/1"}, MinVersion: tls.VersionTLS13}
+func upstreamTLS(alpn ...string) *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true, NextProtos: alpn, MinVersion: tls.VersionTLS13}
+}
 
 // count copies src to dst, counting bytes into the mitm's tallies.
 func (m *mitm) count(dst io.Writer, src io.Reader, first bool) {
@@ -265,7 +270,7 @@ func (m *mitm) count(dst io.Writer, src io.Reader, first bool) {
 }
 
 func startTCPMITM(t *testing.T, server string) *mitm {
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", mitmTLSConfig(t))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", mitmTLSConfig(t, proto.ALPNTCP...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +286,7 @@ func startTCPMITM(t *testing.T, server string) *mitm {
 				return
 			}
 			m.streams.Add(1)
-			up, err := tls.Dial("tcp", server, upstreamTLS)
+			up, err := tls.Dial("tcp", server, upstreamTLS(proto.ALPNTCP...))
 			if err != nil {
 				c.Close()
 				continue
@@ -307,7 +312,7 @@ func startTCPMITM(t *testing.T, server string) *mitm {
 }
 
 func startQUICMITM(t *testing.T, server string) *mitm {
-	ln, err := quic.ListenAddr("127.0.0.1:0", mitmTLSConfig(t), nil)
+	ln, err := quic.ListenAddr("127.0.0.1:0", mitmTLSConfig(t, proto.ALPNQUIC), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +326,7 @@ func startQUICMITM(t *testing.T, server string) *mitm {
 			if err != nil {
 				return
 			}
-			up, err := quic.DialAddr(ctx, server, upstreamTLS, nil)
+			up, err := quic.DialAddr(ctx, server, upstreamTLS(proto.ALPNQUIC), nil)
 			if err != nil {
 				_ = down.CloseWithError(0, "")
 				continue
@@ -379,7 +384,7 @@ func TestManInTheMiddleRefused(t *testing.T) {
 			cliAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 			client := start(t, "client", nil, "-listen="+cliAddr, "-backend="+m.addr, "-clientmode=true",
 				"-secret-file="+secretPath, modeFlag(q))
-			client.waitLog(`rejected our secret|could not prove`, 20*time.Second)
+			client.waitLog(`did not accept our proof|could not prove`, 20*time.Second)
 
 			got := tryExchange(cliAddr, "secret application data")
 			if len(got) != 0 {

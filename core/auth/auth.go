@@ -41,6 +41,11 @@ var (
 	// ErrServerProof: the server accepted us but could not prove it knows
 	// the secret: it is not the server we meant, or someone is in the middle.
 	ErrServerProof = errors.New("the server could not prove it knows the secret (someone in the middle, or not a QTunnel server)")
+	// ErrNoVerdict: the server answered the client's proof with something
+	// that is not a QTunnel answer, or not at all. A server that masquerades
+	// as a web site treats a wrong proof like any other web visitor's bytes,
+	// so this is what a wrong secret looks like there.
+	ErrNoVerdict = errors.New("the server did not accept our proof of the secret (it answered like a web server, or not at all): the two ends' secrets differ, or this is not a QTunnel server")
 	// ErrBadProof: (server side) the client's proof matched no secret.
 	ErrBadProof = errors.New("the peer's proof of the secret is wrong")
 	// ErrRetry: the server did not take the client's 0-RTT proof (too old,
@@ -127,6 +132,21 @@ func Client(rw io.ReadWriter, s secret.Secret, exporter []byte) error {
 	return CheckServerAnswer(rw, s, exporter)
 }
 
+// SendClientProofH3 is SendClientProof for a QUIC control stream: the
+// proof travels in a frame that an HTTP/3 server ignores (proto.H3FrameType).
+func SendClientProofH3(w io.Writer, s secret.Secret, exporter []byte) error {
+	req := proto.AuthRequest{Proof: ClientProof(s, exporter)}
+	if _, err := w.Write(proto.AppendH3Frame(nil, proto.AppendAuthRequest(nil, req))); err != nil {
+		return fmt.Errorf("send proof: %w", err)
+	}
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
+}
+
 // SendClientProof sends the client's half of Client. A client that may send
 // before the answer arrives (its TLS session already authenticates the
 // server) calls CheckServerAnswer later.
@@ -142,6 +162,9 @@ func SendClientProof(w io.Writer, s secret.Secret, exporter []byte) error {
 // returns nil only when the server accepted it and proved the secret.
 func CheckServerAnswer(r io.Reader, s secret.Secret, exporter []byte) error {
 	resp, err := proto.ReadAuthResponse(r)
+	if errors.Is(err, proto.ErrVersion) || errors.Is(err, proto.ErrMalformed) || isTimeout(err) {
+		return fmt.Errorf("%w (%w)", ErrNoVerdict, err)
+	}
 	if err != nil {
 		return fmt.Errorf("read server's answer: %w", err)
 	}

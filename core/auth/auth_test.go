@@ -44,13 +44,13 @@ func newSession(t *testing.T, maxVersion uint16) session {
 		Certificates: []tls.Certificate{c},
 		MinVersion:   tls.VersionTLS12,
 		MaxVersion:   maxVersion,
-		NextProtos:   []string{proto.ALPN},
+		NextProtos:   []string{proto.ALPNQUIC},
 	})
 	cli := tls.Client(cp, &tls.Config{
 		InsecureSkipVerify: true, // trust comes from the secret proof
 		MinVersion:         tls.VersionTLS12,
 		MaxVersion:         maxVersion,
-		NextProtos:         []string{proto.ALPN},
+		NextProtos:         []string{proto.ALPNQUIC},
 	})
 	// Close the pipe itself: tls.Conn.Close would wait up to 5 s to send
 	// close_notify to a peer that no longer reads.

@@ -22,9 +22,14 @@ import (
 	"unicode/utf8"
 )
 
-// ALPN is the TLS application protocol QTunnel negotiates, on QUIC and on
-// TLS/TCP alike. A peer that does not offer it fails the TLS handshake.
-const ALPN = "qtunnel/1"
+// ALPNQUIC is the TLS application protocol a QUIC client offers and the
+// server takes: HTTP/3's, so that a QTunnel connection looks like a web
+// browser's and a server can show a web site to those without the secret.
+const ALPNQUIC = "h3"
+
+// ALPNTCP are the TLS application protocols of TLS/TCP, in the client's
+// order of preference: those of an HTTPS client, for the same reason.
+var ALPNTCP = []string{"h2", "http/1.1"}
 
 // Version is the only frame version this code speaks.
 const Version byte = 1

@@ -54,6 +54,9 @@ func (b *bothServers) Stats(maxConns int) ServerStats {
 	p.Handshakes += f.Handshakes
 	p.AuthFailures += f.AuthFailures
 	p.Active += f.Active
+	p.WebVisitors += f.WebVisitors
+	p.RefusedFull += f.RefusedFull
+	// RefusedRate and RefusedBlocked come from the one limiter both share.
 	p.FallbackActive = f.Active
 	return p
 }

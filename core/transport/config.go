@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/secret"
@@ -137,6 +138,24 @@ type ServerConfig struct {
 	// MaxPeers bounds concurrent connections: QUIC connections, or TLS/TCP
 	// connections (one per stream). Default 1024 for QUIC, 8192 for TCP.
 	MaxPeers int
+	// MaxPending bounds the connections not (yet) authenticated: those in
+	// their handshake and web visitors. Default MaxPeers/4, so that peers
+	// without the secret can never take every slot from clients.
+	MaxPending int
+	// MaxStreams (QUIC only) bounds the streams a client may have open at
+	// once on its connection. Default 1024.
+	MaxStreams int
+	// Sources limits what one source address may do. The limiter is
+	// shared with the TLS/TCP fallback of a QUIC server through Limiter.
+	Sources SourceLimits
+	// Web answers peers that do not prove the secret, as a web server
+	// would (package masquerade builds one): HTTP/3 on QUIC, HTTPS on
+	// TLS/TCP. Nil: they are disconnected, and a client with a wrong secret
+	// is told so.
+	Web http.Handler
+
+	// limiter is Sources in effect, shared by servers on one port.
+	limiter *sourceLimiter
 }
 
 func (c *ServerConfig) withDefaults(defaultMaxPeers int) (ServerConfig, error) {
@@ -171,5 +190,22 @@ func (c *ServerConfig) withDefaults(defaultMaxPeers int) (ServerConfig, error) {
 	if s.MaxPeers <= 0 {
 		s.MaxPeers = defaultMaxPeers
 	}
+	if s.MaxPending <= 0 {
+		s.MaxPending = max(s.MaxPeers/4, 1)
+	}
+	if s.MaxStreams <= 0 {
+		s.MaxStreams = quicMaxStreams
+	}
+	if s.limiter == nil {
+		s.limiter = newSourceLimiter(s.Sources)
+	}
 	return s, nil
+}
+
+// WithSharedLimiter returns c with a source limiter of its own that every
+// server made from the result shares: a QUIC server and its TLS/TCP
+// fallback on the same port hold a source to one budget.
+func (c ServerConfig) WithSharedLimiter() ServerConfig {
+	c.limiter = newSourceLimiter(c.Sources)
+	return c
 }

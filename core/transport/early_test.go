@@ -52,7 +52,7 @@ func TestServerEarlyProofPaths(t *testing.T) {
 
 	dial := func(t *testing.T) (*quic.Conn, *quic.Stream) {
 		t.Helper()
-		tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto.ALPN}, MinVersion: tls.VersionTLS13}
+		tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{proto.ALPNQUIC}, MinVersion: tls.VersionTLS13}
 		c, err := quic.DialAddr(context.Background(), srv.Addr().String(), tc, &quic.Config{})
 		if err != nil {
 			t.Fatal(err)
@@ -72,7 +72,7 @@ func TestServerEarlyProofPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ctrl.Write(proto.AppendEarlyAuthRequest(nil, req)); err != nil {
+		if _, err := ctrl.Write(proto.AppendH3Frame(nil, proto.AppendEarlyAuthRequest(nil, req))); err != nil {
 			t.Fatal(err)
 		}
 		ekm, err := auth.Exporter(c.ConnectionState().TLS)
@@ -102,7 +102,7 @@ func TestServerEarlyProofPaths(t *testing.T) {
 		defer c.CloseWithError(0, "")
 		other, _ := secret.New([]byte("not the server's secret, but long enough too"))
 		req, _ := auth.NewEarlyRequest(other, time.Now())
-		if _, err := ctrl.Write(proto.AppendEarlyAuthRequest(nil, req)); err != nil {
+		if _, err := ctrl.Write(proto.AppendH3Frame(nil, proto.AppendEarlyAuthRequest(nil, req))); err != nil {
 			t.Fatal(err)
 		}
 		st, err := c.OpenStreamSync(context.Background())

@@ -72,6 +72,7 @@ var errEarlyRejected = errors.New("0-RTT rejected by the server")
 
 // NewQUICDialer checks cfg and returns a dialer; Run starts it.
 func NewQUICDialer(cfg DialerConfig) (*QUICDialer, error) {
+	cfg.TLS = withALPN(cfg.TLS, true)
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -454,10 +455,12 @@ func (d *QUICDialer) prove(ctx context.Context, conn *quic.Conn, cache *attemptC
 	if err != nil {
 		return nil, fmt.Errorf("open control stream: %w", err)
 	}
-	if err := auth.SendClientProof(ctrl, d.cfg.Secret, ekm); err != nil {
+	if err := auth.SendClientProofH3(ctrl, d.cfg.Secret, ekm); err != nil {
 		return nil, d.authError(err)
 	}
 	check := func() error {
+		// A server that shows a web site to a wrong proof never answers it:
+		// a wrong secret shows as this wait running out.
 		_ = ctrl.SetReadDeadline(time.Now().Add(d.cfg.HandshakeTimeout))
 		if err := auth.CheckServerAnswer(ctrl, d.cfg.Secret, ekm); err != nil {
 			return d.authError(err)
@@ -487,7 +490,7 @@ func (d *QUICDialer) proveEarly(conn *quic.Conn, cache *attemptCache) (<-chan er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ctrl.Write(proto.AppendEarlyAuthRequest(nil, req)); err != nil {
+	if _, err := ctrl.Write(proto.AppendH3Frame(nil, proto.AppendEarlyAuthRequest(nil, req))); err != nil {
 		return nil, fmt.Errorf("send early proof: %w", err)
 	}
 	verified := make(chan error, 1)
@@ -544,7 +547,7 @@ func (d *QUICDialer) authError(err error) error {
 	switch {
 	case errors.As(err, &ae) && ae.Remote && uint64(ae.ErrorCode) == proto.CodeAuthFailed:
 		return auth.ErrRejected
-	case errors.Is(err, auth.ErrRejected), errors.Is(err, auth.ErrServerProof):
+	case errors.Is(err, auth.ErrRejected), errors.Is(err, auth.ErrServerProof), errors.Is(err, auth.ErrNoVerdict):
 		return err
 	}
 	return fmt.Errorf("authenticate with %s: %w", d.cfg.Server, err)

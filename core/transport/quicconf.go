@@ -84,8 +84,11 @@ func quicConfig(server bool) *quic.Config {
 		InitialConnectionReceiveWindow: 8 << 20,
 		MaxStreamReceiveWindow:         quicMaxStreamWindow,
 		MaxConnectionReceiveWindow:     quicMaxConnWindow,
-		MaxIncomingUniStreams:          -1,
-		CongestionControl:              quic.CongestionControlBBR,
+		// What HTTP/3 peers open (a control stream and two QPACK streams):
+		// a QTunnel connection is one to the eye, and a server that shows a
+		// web site needs them. A QTunnel client reads none of them.
+		MaxIncomingUniStreams: 3,
+		CongestionControl:     quic.CongestionControlBBR,
 	}
 	if server {
 		c.MaxIncomingStreams = quicMaxStreams

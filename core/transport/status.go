@@ -72,6 +72,14 @@ type ServerStats struct {
 	// FallbackActive is the part of Active on the TLS/TCP fallback of a
 	// QUIC server (clients whose UDP does not get through).
 	FallbackActive int64
+	// WebVisitors counts connections served the web site (peers without
+	// the secret, or with a wrong one).
+	WebVisitors int64
+	// RefusedRate and RefusedBlocked count connections refused before any
+	// handshake: over their source's rate, or from a source blocked after
+	// wrong secrets. RefusedFull counts those refused because the server
+	// held as many connections as its limits allow.
+	RefusedRate, RefusedBlocked, RefusedFull int64
 	// Conns lists open authenticated QUIC connections, oldest first, at
 	// most the number asked for; empty in TCP mode.
 	Conns []ConnInfo
@@ -87,11 +95,13 @@ type ConnInfo struct {
 
 // peerCounters are the counters both servers keep for ServerStats.
 type peerCounters struct {
-	handshakes, authFailures, active atomic.Int64
+	handshakes, authFailures, active, webVisitors, refusedFull atomic.Int64
 }
 
-func (p *peerCounters) stats() ServerStats {
-	return ServerStats{Handshakes: p.handshakes.Load(), AuthFailures: p.authFailures.Load(), Active: p.active.Load()}
+func (p *peerCounters) stats(l *sourceLimiter) ServerStats {
+	rate, blocked := l.refusals()
+	return ServerStats{Handshakes: p.handshakes.Load(), AuthFailures: p.authFailures.Load(), Active: p.active.Load(),
+		WebVisitors: p.webVisitors.Load(), RefusedRate: rate, RefusedBlocked: blocked, RefusedFull: p.refusedFull.Load()}
 }
 
 // ErrNotConnected is returned by Open when no connection came up in time.
@@ -109,6 +119,7 @@ func IsConfigError(err error) bool {
 	var invalid x509.CertificateInvalidError
 	var verify *tls.CertificateVerificationError
 	return errors.Is(err, auth.ErrRejected) ||
+		errors.Is(err, auth.ErrNoVerdict) ||
 		errors.Is(err, auth.ErrServerProof) ||
 		errors.Is(err, cert.ErrPinMismatch) ||
 		errors.As(err, &unknownAuthority) ||
@@ -184,6 +195,8 @@ func Describe(err error) string {
 		return ""
 	case errors.Is(err, auth.ErrRejected):
 		return "the server refused our secret: the two ends do not have the same secret"
+	case errors.Is(err, auth.ErrNoVerdict):
+		return "the server did not accept our secret (it answered like a web site): the two ends do not have the same secret, or this is not a QTunnel server"
 	case errors.Is(err, auth.ErrServerProof):
 		return "the server could not prove it knows the secret: a different secret, or someone in the middle"
 	case errors.Is(err, cert.ErrPinMismatch):

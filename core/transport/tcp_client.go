@@ -37,6 +37,7 @@ type TCPDialer struct {
 
 // NewTCPDialer checks cfg and returns a dialer; Run starts its pool.
 func NewTCPDialer(cfg DialerConfig) (*TCPDialer, error) {
+	cfg.TLS = withALPN(cfg.TLS, false)
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -265,7 +266,7 @@ func (d *TCPDialer) dial(ctx context.Context) (*pooledConn, error) {
 	}
 	if err != nil {
 		_ = raw.Close()
-		if errors.Is(err, auth.ErrRejected) || errors.Is(err, auth.ErrServerProof) {
+		if errors.Is(err, auth.ErrRejected) || errors.Is(err, auth.ErrServerProof) || errors.Is(err, auth.ErrNoVerdict) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("authenticate with %s: %w", d.cfg.Server, err)

@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/auth"
+	"github.com/qtunnel/qtunnel/core/proto"
 )
 
 // TCPServer accepts TLS 1.3 connections over TCP, authenticates each, and
@@ -22,7 +25,10 @@ type TCPServer struct {
 	tlsConf *tls.Config
 	conns   group
 	peers   atomic.Int64
+	pending atomic.Int64 // connections not authenticated: handshakes, web visitors
 	counts  peerCounters
+	limits  *sourceLimiter
+	web     *webSite // nil: no web site
 
 	mu       sync.Mutex
 	live     map[net.Conn]bool // value: a stream has started on it
@@ -45,7 +51,11 @@ func ListenTCP(cfg ServerConfig) (*TCPServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on TCP %s: %w", c.Listen, err)
 	}
-	return &TCPServer{cfg: c, ln: ln, tlsConf: ServerTLSConfig(c.Certificate), live: make(map[net.Conn]bool)}, nil
+	s := &TCPServer{cfg: c, ln: ln, tlsConf: ServerTLSConfig(c.Certificate, false), live: make(map[net.Conn]bool), limits: c.limiter}
+	if c.Web != nil {
+		s.web = newWebSite(c.Web, ln.Addr())
+	}
+	return s, nil
 }
 
 // Addr implements Server.
@@ -55,6 +65,9 @@ func (s *TCPServer) Addr() net.Addr { return s.ln.Addr() }
 func (s *TCPServer) Serve(ctx context.Context, h Handler) error {
 	stop := context.AfterFunc(ctx, func() { _ = s.ln.Close() })
 	defer stop()
+	if s.web != nil {
+		s.web.start()
+	}
 	var tempDelay time.Duration
 	for {
 		raw, err := s.ln.Accept()
@@ -74,10 +87,22 @@ func (s *TCPServer) Serve(ctx context.Context, h Handler) error {
 			continue
 		}
 		tempDelay = 0
+		if !s.limits.allow(raw.RemoteAddr()) {
+			_ = raw.Close()
+			continue
+		}
 		if s.peers.Add(1) > int64(s.cfg.MaxPeers) {
 			s.peers.Add(-1)
+			s.counts.refusedFull.Add(1)
 			_ = raw.Close()
-			s.cfg.Logger.Warn("connection refused: too many connections", "peer", raw.RemoteAddr().String(), "max", s.cfg.MaxPeers)
+			s.cfg.Logger.Debug("connection refused: too many connections", "peer", raw.RemoteAddr().String(), "max", s.cfg.MaxPeers)
+			continue
+		}
+		if s.pending.Add(1) > int64(s.cfg.MaxPending) {
+			s.pending.Add(-1)
+			s.peers.Add(-1)
+			s.counts.refusedFull.Add(1)
+			_ = raw.Close()
 			continue
 		}
 		if !s.track(raw) || !s.conns.start(func() { s.serveConn(raw, h) }) {
@@ -118,19 +143,39 @@ func (s *TCPServer) markStarted(c net.Conn) bool {
 
 func (s *TCPServer) serveConn(raw net.Conn, h Handler) {
 	defer s.untrack(raw)
+	pending := true
+	defer func() {
+		if pending {
+			s.pending.Add(-1)
+		}
+	}()
 	log := s.cfg.Logger.With("peer", raw.RemoteAddr().String())
 	conn := tls.Server(raw, s.tlsConf)
-	idx, err := s.authenticate(conn)
+	idx, read, err := s.authenticate(conn)
 	if err != nil {
-		if errors.Is(err, auth.ErrBadProof) {
+		wrong := errors.Is(err, auth.ErrBadProof)
+		s.limits.failed(raw.RemoteAddr(), wrong, log)
+		if wrong {
 			s.counts.authFailures.Add(1)
-			log.Warn("authentication failed: wrong secret, or proof relayed from another session")
 		} else {
 			log.Debug("handshake failed", "err", err)
+		}
+		if s.web != nil && read != nil {
+			// The TLS session is up: whoever this is gets the web site,
+			// starting with the bytes it sent.
+			s.counts.webVisitors.Add(1)
+			s.web.serve(conn, read)
+			return
+		}
+		if wrong && s.web == nil {
+			_, _ = conn.Write(proto.AppendAuthResponse(nil, proto.AuthResponse{Status: proto.AuthRejected}))
 		}
 		_ = raw.Close()
 		return
 	}
+	s.limits.succeeded(raw.RemoteAddr())
+	pending = false
+	s.pending.Add(-1)
 	log.Debug("client authenticated", "transport", "tcp")
 	s.counts.handshakes.Add(1)
 	s.counts.active.Add(1)
@@ -154,29 +199,62 @@ func (s *TCPServer) serveConn(raw net.Conn, h Handler) {
 	h(ctx, st, Peer{Addr: raw.RemoteAddr(), SecretIndex: idx})
 }
 
-func (s *TCPServer) authenticate(conn *tls.Conn) (int, error) {
+// authenticate runs the TLS handshake and checks the client's proof. When
+// the peer is not a client with the secret, read holds the bytes it sent
+// after the handshake (not nil, maybe empty), for the web site.
+func (s *TCPServer) authenticate(conn *tls.Conn) (idx int, read []byte, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.AuthTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(ctx); err != nil {
-		return -1, fmt.Errorf("TLS handshake: %w", err)
+		return -1, nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	dl, _ := ctx.Deadline()
 	_ = conn.SetDeadline(dl)
 	defer conn.SetDeadline(time.Time{})
 	ekm, err := auth.Exporter(conn.ConnectionState())
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
-	return auth.Server(conn, s.cfg.Secrets, ekm)
+	// A client's proof starts with a byte no HTTP request starts with.
+	var buf [proto.AuthRequestSize]byte
+	n, err := io.ReadFull(conn, buf[:1])
+	if err == nil && buf[0] == proto.Version {
+		var m int
+		m, err = io.ReadFull(conn, buf[1:])
+		n += m
+	}
+	read = slices.Clone(buf[:n])
+	if err != nil {
+		return -1, read, fmt.Errorf("read client's proof: %w", err)
+	}
+	if buf[0] != proto.Version {
+		return -1, read, errNotFramed
+	}
+	req, err := proto.ParseAuthRequest(buf[:])
+	if err != nil {
+		return -1, read, err
+	}
+	i, err := auth.Verify(req, s.cfg.Secrets, ekm)
+	if err != nil {
+		return -1, read, err
+	}
+	resp := proto.AuthResponse{Status: proto.AuthOK, Proof: auth.ServerProof(s.cfg.Secrets[i], ekm)}
+	if _, err := conn.Write(proto.AppendAuthResponse(nil, resp)); err != nil {
+		return -1, nil, fmt.Errorf("send proof: %w", err)
+	}
+	return i, nil, nil
 }
 
 // Stats implements Server. TCP mode lists no connections: each carries
 // one stream, and the kernel does not share its loss counts.
-func (s *TCPServer) Stats(int) ServerStats { return s.counts.stats() }
+func (s *TCPServer) Stats(int) ServerStats { return s.counts.stats(s.limits) }
 
 // Drain implements Server.
 func (s *TCPServer) Drain(ctx context.Context) error {
 	_ = s.ln.Close()
+	if s.web != nil {
+		s.web.close()
+	}
 	s.mu.Lock()
 	s.draining = true
 	for c, started := range s.live {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/qtunnel/qtunnel/core/cert"
 	"github.com/qtunnel/qtunnel/core/proto"
@@ -54,7 +55,6 @@ func ClientTLSConfig(t Trust, serverAddr string) (*tls.Config, error) {
 	}
 	cfg := &tls.Config{
 		MinVersion:         tls.VersionTLS13,
-		NextProtos:         []string{proto.ALPN},
 		ServerName:         name,
 		ClientSessionCache: tls.NewLRUClientSessionCache(16),
 	}
@@ -75,11 +75,30 @@ func ClientTLSConfig(t Trust, serverAddr string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// ServerTLSConfig builds the server's TLS 1.3 configuration.
-func ServerTLSConfig(c tls.Certificate) *tls.Config {
+// ServerTLSConfig builds the server's TLS 1.3 configuration for QUIC
+// (quic true) or TLS/TCP.
+func ServerTLSConfig(c tls.Certificate, quic bool) *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{proto.ALPN},
+		NextProtos:   alpn(quic),
 		Certificates: []tls.Certificate{c},
 	}
+}
+
+// withALPN returns a copy of conf that offers the application protocols
+// of QUIC (quic true) or TLS/TCP; ClientTLSConfig leaves them to the dialer.
+func withALPN(conf *tls.Config, quic bool) *tls.Config {
+	if conf == nil {
+		return nil
+	}
+	c := conf.Clone()
+	c.NextProtos = alpn(quic)
+	return c
+}
+
+func alpn(quic bool) []string {
+	if quic {
+		return []string{proto.ALPNQUIC}
+	}
+	return slices.Clone(proto.ALPNTCP)
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qtunnel/qtunnel/core/masquerade"
 	"github.com/qtunnel/qtunnel/core/proto"
 	"github.com/qtunnel/qtunnel/core/relay"
 	"github.com/qtunnel/qtunnel/core/secret"
@@ -55,8 +56,15 @@ type ServerConfig struct {
 	// NoTCPFallback (QUIC only) turns off the TLS/TCP listener on the same
 	// port number, which clients use when UDP does not get through.
 	NoTCPFallback bool
+	// Masquerade is the web site shown to peers that do not prove the
+	// secret (see masquerade.Handler): "" is the built-in page, "off" none.
+	Masquerade string
+	// MaxRelays bounds the streams relayed at once across all clients;
+	// past it a new stream is refused as overloaded. It bounds the relay
+	// buffers to MaxRelays x 2 x relay.LargeBufferSize. Default 4096.
+	MaxRelays int
 	// Limits and timeouts of the transport; its Listen, Certificate,
-	// Secrets and Logger fields are filled from the fields above.
+	// Secrets, Logger and Web fields are filled from the fields above.
 	Peers transport.ServerConfig
 }
 
@@ -79,6 +87,7 @@ type Server struct {
 	tr      transport.Server
 	targets atomic.Pointer[targetTable]
 	meters  *Meters
+	relays  atomic.Int64 // streams being served
 	done    chan struct{}
 	err     error
 }
@@ -105,8 +114,14 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.MaxRelays <= 0 {
+		cfg.MaxRelays = 4096
+	}
 	pc := cfg.Peers
 	pc.Listen, pc.Certificate, pc.Secrets, pc.Logger = cfg.Listen, cfg.Certificate, cfg.Secrets, cfg.Logger
+	if pc.Web, err = masquerade.Handler(cfg.Masquerade, cfg.Logger); err != nil {
+		return nil, err
+	}
 	var tr transport.Server
 	switch cfg.Transport {
 	case TransportQUIC:
@@ -132,6 +147,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 // TLS/TCP server on the same port number for clients whose UDP is blocked;
 // a TCP port in use costs the fallback, with a warning, not the server.
 func listenQUICWithFallback(pc transport.ServerConfig, noFallback bool) (transport.Server, error) {
+	pc = pc.WithSharedLimiter()
 	q, err := transport.ListenQUIC(pc)
 	if err != nil || noFallback {
 		return q, err
@@ -274,6 +290,15 @@ func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Pee
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
+
+	if s.relays.Add(1) > int64(s.cfg.MaxRelays) {
+		s.relays.Add(-1)
+		s.meters.errs.add(ErrOverloaded)
+		log.Warn("stream refused: the server relays as many streams as max-relays allows", "max", s.cfg.MaxRelays)
+		s.refuse(st, proto.StreamResponse{Status: proto.StatusOverloaded, Message: "the server is at its limit of connections; try again later"})
+		return
+	}
+	defer s.relays.Add(-1)
 
 	target, ok := s.allowed(req.Target)
 	if !ok {

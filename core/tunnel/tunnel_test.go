@@ -59,6 +59,7 @@ type pairOptions struct {
 	clientSecret string
 	drain        time.Duration
 	pin          bool // the client pins the server's certificate
+	masquerade   string
 	// via, if set, gives the address the client dials for the server's
 	// (a proxy in front of it).
 	via func(t *testing.T, serverAddr string) string
@@ -91,6 +92,7 @@ func startPair(t *testing.T, tr tunnel.Transport, backend string, o pairOptions)
 		Secrets:      []secret.Secret{mustSecret(t, testSecret)},
 		Logger:       p.serverLog.logger(),
 		DrainTimeout: o.drain,
+		Masquerade:   o.masquerade,
 	})
 	if err != nil {
 		scancel()
@@ -265,41 +267,63 @@ func readClosed(t *testing.T, c net.Conn) (time.Duration, []byte, error) {
 	return time.Since(start), b, err
 }
 
+// TestWrongSecretCarriesNothing: with the masquerade off the server says
+// plainly that the secret is wrong; with it on (the default) it answers as
+// a web site would, and the client says it was not accepted. Either way
+// nothing reaches the backend.
 func TestWrongSecretCarriesNothing(t *testing.T) {
-	for _, tc := range pinnedOrNot() {
-		t.Run(tc.name, func(t *testing.T) {
-			backend := testutil.StartEchoBackend(t)
-			p := startPair(t, tc.tr, backend.Addr(), pairOptions{clientSecret: "a different secret that is also long enough 42", pin: tc.pin})
-			// The client may reset a connection so soon after accepting it
-			// that connect itself fails: nothing carried either way.
-			var elapsed time.Duration
-			var got []byte
-			if c, err := testutil.DialTCP(p.client.Addr().String()); err == nil {
-				defer c.Close()
-				_, _ = c.Write([]byte("should never arrive"))
-				elapsed, got, _ = readClosed(t, c)
+	for _, web := range []string{"off", ""} {
+		for _, tc := range pinnedOrNot() {
+			name := tc.name + "/masquerade"
+			if web != "" {
+				name += "-" + web
 			}
-			if len(got) != 0 {
-				t.Errorf("received %q through a tunnel with the wrong secret", got)
-			}
-			// Wrong secret is a configuration error: no waiting for retries.
-			if elapsed > 3*time.Second {
-				t.Errorf("local connection closed after %v, want promptly", elapsed)
-			}
-			if n := backend.Accepted.Load(); n != 0 {
-				t.Errorf("backend accepted %d connections for a peer with the wrong secret", n)
-			}
-			// The server logs after its answer is on the way: wait a little.
-			if !testutil.Eventually(2*time.Second, func() bool { return strings.Contains(p.serverLog.String(), "authentication failed") }) {
-				t.Errorf("server did not log the failed authentication:\n%s", p.serverLog)
-			}
-			if !testutil.Eventually(2*time.Second, func() bool { return strings.Contains(p.clientLog.String(), "rejected our secret") }) {
-				t.Errorf("client did not say the secret was rejected:\n%s", p.clientLog)
-			}
-			if strings.Contains(p.serverLog.String()+p.clientLog.String(), testSecret) {
-				t.Error("a secret appears in the logs")
-			}
-		})
+			t.Run(name, func(t *testing.T) { testWrongSecret(t, tc, web) })
+		}
+	}
+}
+
+func testWrongSecret(t *testing.T, tc pairCase, web string) {
+	backend := testutil.StartEchoBackend(t)
+	p := startPair(t, tc.tr, backend.Addr(), pairOptions{clientSecret: "a different secret that is also long enough 42", pin: tc.pin, masquerade: web})
+	// The client may reset a connection so soon after accepting it
+	// that connect itself fails: nothing carried either way.
+	var elapsed time.Duration
+	var got []byte
+	if c, err := testutil.DialTCP(p.client.Addr().String()); err == nil {
+		defer c.Close()
+		_, _ = c.Write([]byte("should never arrive"))
+		elapsed, got, _ = readClosed(t, c)
+	}
+	if len(got) != 0 {
+		t.Errorf("received %q through a tunnel with the wrong secret", got)
+	}
+	// Wrong secret is a configuration error: no waiting for retries.
+	// With the masquerade, the client waits for an answer that does not
+	// come: the handshake timeout (5 s).
+	limit := 3 * time.Second
+	if web != "off" {
+		limit = 8 * time.Second
+	}
+	if elapsed > limit {
+		t.Errorf("local connection closed after %v, want promptly", elapsed)
+	}
+	if n := backend.Accepted.Load(); n != 0 {
+		t.Errorf("backend accepted %d connections for a peer with the wrong secret", n)
+	}
+	// The server logs after its answer is on the way: wait a little.
+	serverSays, clientSays := "authentication failed", "rejected our secret"
+	if web != "off" {
+		clientSays = "did not accept our proof"
+	}
+	if !testutil.Eventually(2*time.Second, func() bool { return strings.Contains(p.serverLog.String(), serverSays) }) {
+		t.Errorf("server did not log the failed authentication:\n%s", p.serverLog)
+	}
+	if !testutil.Eventually(8*time.Second, func() bool { return strings.Contains(p.clientLog.String(), clientSays) }) {
+		t.Errorf("client did not say the secret was not accepted:\n%s", p.clientLog)
+	}
+	if strings.Contains(p.serverLog.String()+p.clientLog.String(), testSecret) {
+		t.Error("a secret appears in the logs")
 	}
 }
 

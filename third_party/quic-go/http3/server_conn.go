@@ -1,6 +1,7 @@
 package http3
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -87,7 +88,20 @@ func (c *RawServerConn) HandleRequestStream(str *quic.Stream) {
 	c.rawConn.AddQlogProducer()
 	defer c.rawConn.RemoveQlogProducer()
 	hstr := c.rawConn.TrackStream(str)
-	c.handleRequestStream(hstr)
+	c.handleRequestStream(hstr, nil)
+}
+
+// HandleRequestStreamWithPrefix is HandleRequestStream for a stream whose
+// first bytes the application has already read, to tell its own streams
+// from HTTP/3 requests: prefix is parsed as if it were still at the start
+// of the stream. It must not reach past the first frame's header.
+// (QTunnel fork: lets one QUIC listener serve both a tunnel and a web site.)
+func (c *RawServerConn) HandleRequestStreamWithPrefix(str *quic.Stream, prefix []byte) {
+	str.ReleaseStreamCredit()
+	c.rawConn.AddQlogProducer()
+	defer c.rawConn.RemoveQlogProducer()
+	hstr := c.rawConn.TrackStream(str)
+	c.handleRequestStream(hstr, prefix)
 }
 
 func (c *RawServerConn) requestMaxHeaderBytes() int {
@@ -101,7 +115,7 @@ func (c *RawServerConn) openControlStream(settings *settingsFrame) (*quic.SendSt
 	return c.rawConn.openControlStream(settings)
 }
 
-func (c *RawServerConn) handleRequestStream(str *stateTrackingStream) {
+func (c *RawServerConn) handleRequestStream(str *stateTrackingStream, prefix []byte) {
 	if c.idleTimeout > 0 {
 		// This only applies if the stream is the first active stream,
 		// but it's ok to stop a stopped timer.
@@ -114,7 +128,11 @@ func (c *RawServerConn) handleRequestStream(str *stateTrackingStream) {
 	connCtx := c.serverContext
 	maxHeaderBytes := c.requestMaxHeaderBytes()
 
-	fp := &frameParser{closeConn: conn.CloseWithError, r: str, streamID: str.StreamID()}
+	var first io.Reader = str
+	if len(prefix) > 0 {
+		first = io.MultiReader(bytes.NewReader(prefix), str)
+	}
+	fp := &frameParser{closeConn: conn.CloseWithError, r: first, streamID: str.StreamID()}
 	frame, err := fp.ParseNext(qlogger)
 	if err != nil {
 		if errors.Is(err, errPriorityUpdateForPush) {
