@@ -71,7 +71,10 @@ type Agent struct {
 }
 
 // peerTotals are the transport's counters, summed over instances.
-type peerTotals struct{ connects, migrations, handshakes, authFailures int64 }
+type peerTotals struct {
+	connects, migrations, handshakes, authFailures, webVisitors int64
+	refusedRate, refusedBlocked, refusedFull                    int64
+}
 
 // instance is one running tunnel.Client or tunnel.Server.
 type instance struct {
@@ -224,6 +227,10 @@ func (a *Agent) stopLocked() error {
 	if st.Peers != nil {
 		a.base.handshakes += st.Peers.Handshakes
 		a.base.authFailures += st.Peers.AuthFailures
+		a.base.webVisitors += st.Peers.WebVisitors
+		a.base.refusedRate += st.Peers.RefusedRate
+		a.base.refusedBlocked += st.Peers.RefusedBlocked
+		a.base.refusedFull += st.Peers.RefusedFull
 	}
 	a.mu.Unlock()
 	a.publish(control.EventState, "")
@@ -537,11 +544,20 @@ func (a *Agent) startServer(ctx context.Context, cfg *config.Config, secrets []s
 		Logger:        a.log,
 		DrainTimeout:  cfg.DrainTimeout,
 		Meters:        a.meters,
+		Masquerade:    cfg.Masquerade,
+		MaxRelays:     cfg.Limits.MaxRelays,
 		Peers: transport.ServerConfig{
 			Congestion:  transport.Congestion(cfg.Congestion),
 			MaxPeers:    cfg.Limits.MaxClients,
+			MaxPending:  cfg.Limits.MaxPending,
+			MaxStreams:  cfg.Limits.MaxStreams,
 			AuthTimeout: cfg.Limits.HandshakeTimeout,
 			IdleTimeout: cfg.Limits.IdleTimeout,
+			Sources: transport.SourceLimits{
+				HandshakesPerSecond: float64(cfg.Limits.HandshakesPerSecond),
+				FreeFailures:        cfg.Limits.WrongSecrets,
+				BlockMax:            cfg.Limits.BlockMax,
+			},
 		},
 	})
 	if err != nil {

@@ -41,19 +41,25 @@ func (a *Agent) Status() control.Status {
 
 	if cfg.Mode == config.ModeServer {
 		st.Role, st.Listen = control.RoleServer, cfg.Listen
-		st.Handshakes, st.AuthFailures = base.handshakes, base.authFailures
+		st.Handshakes, st.AuthFailures, st.WebVisitors = base.handshakes, base.authFailures, base.webVisitors
+		rate, blocked, full := base.refusedRate, base.refusedBlocked, base.refusedFull
 		if inst != nil {
 			st.State, st.Since = control.StateServing, inst.since
 			st.Listen = inst.server.Addr().String()
 			p := ts.Peers
 			st.Handshakes += p.Handshakes
 			st.AuthFailures += p.AuthFailures
+			st.WebVisitors += p.WebVisitors
+			rate, blocked, full = rate+p.RefusedRate, blocked+p.RefusedBlocked, full+p.RefusedFull
 			st.ActiveConnections = p.Active
 			for _, c := range p.Conns {
 				st.Connections = append(st.Connections, control.ConnStatus{Peer: c.Peer.String(), Since: c.Since,
 					RTTMillis: millis(c.RTT), PacketsSent: c.PacketsSent, PacketsLost: c.PacketsLost,
 					Loss: ratio(c.PacketsLost, c.PacketsSent)})
 			}
+		}
+		if rate+blocked+full > 0 {
+			st.Refused = map[string]int64{"rate": rate, "blocked": blocked, "full": full}
 		}
 		for _, t := range ts.Targets {
 			st.Targets = append(st.Targets, control.TargetStatus{Name: t.Name, Address: t.Address,

@@ -58,7 +58,7 @@ func listen(path string, euid int) (net.Listener, error) {
 	// The directory already keeps others out; 0600 is the second lock in
 	// case someone loosens the directory.
 	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("control: restrict control socket: %w", err)
 	}
 	return &peerListener{ln: ln, euid: euid, sem: make(chan struct{}, maxRefusing)}, nil
@@ -76,7 +76,7 @@ func prepareDir(dir string, euid int) error {
 	switch err := os.Mkdir(dir, 0o700); {
 	case err == nil:
 		// Mkdir applies the umask; set the mode we mean.
-		if err := os.Chmod(dir, 0o700); err != nil {
+		if err := os.Chmod(dir, 0o700); err != nil { // #nosec G302 -- a directory: 0700 is owner-only, and it needs x to be entered
 			return fmt.Errorf("control: restrict socket directory: %w", err)
 		}
 	case !errors.Is(err, fs.ErrExist):
@@ -135,7 +135,7 @@ func removeStale(path string) error {
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
-		c.Close()
+		_ = c.Close()
 		return &kindError{kind: ErrInUse, msg: "control: another qtunnel is already running with control socket " + path}
 	}
 	var nerr net.Error
@@ -167,16 +167,16 @@ func Dial(ctx context.Context, path string) (net.Conn, error) {
 	}
 	uc, ok := c.(*net.UnixConn)
 	if !ok { // cannot happen with "unix"; be safe
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("control: unexpected connection type %T", c)
 	}
 	uid, err := peerUID(uc)
 	if err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("control: check who serves %s: %w", path, err)
 	}
 	if euid := os.Geteuid(); uid != euid {
-		c.Close()
+		_ = c.Close()
 		return nil, &kindError{
 			kind: ErrForbidden,
 			msg:  fmt.Sprintf("control socket %s is served by uid %d, not by this user (uid %d); not talking to it", path, uid, euid),
@@ -244,13 +244,13 @@ func (l *peerListener) refuse(c *net.UnixConn, body string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		c.Close()
+		_ = c.Close()
 		return
 	}
 	select {
 	case l.sem <- struct{}{}:
 	default:
-		c.Close()
+		_ = c.Close()
 		return
 	}
 	l.refusing.Add(1)

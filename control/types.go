@@ -82,10 +82,16 @@ type Status struct {
 
 	// Server: handshakes completed (secret proved), refused for a wrong
 	// secret, and client connections open now with their measurements.
-	Handshakes        int64        `json:"handshakes,omitempty"`
-	AuthFailures      int64        `json:"auth_failures,omitempty"`
-	ActiveConnections int64        `json:"active_connections,omitempty"`
-	Connections       []ConnStatus `json:"connections,omitempty"`
+	Handshakes   int64 `json:"handshakes,omitempty"`
+	AuthFailures int64 `json:"auth_failures,omitempty"`
+	// WebVisitors counts peers without the secret served the masquerade
+	// web site; Refused, connections refused before any handshake, by
+	// reason: "rate" (over their source's rate), "blocked" (their source
+	// sent wrong secrets), "full" (the server's connection limits).
+	WebVisitors       int64            `json:"web_visitors,omitempty"`
+	Refused           map[string]int64 `json:"refused,omitempty"`
+	ActiveConnections int64            `json:"active_connections,omitempty"`
+	Connections       []ConnStatus     `json:"connections,omitempty"`
 
 	// RelayErrors counts streams that ended abnormally, by kind (for
 	// example "reset", "timeout", "dial_refused", "not_allowed").

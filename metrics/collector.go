@@ -79,6 +79,12 @@ var (
 	descAuthFailures = prometheus.NewDesc("qtunnel_auth_failures_total",
 		"Client handshakes refused for a wrong secret.",
 		nil, nil)
+	descWebVisitors = prometheus.NewDesc("qtunnel_web_visitors_total",
+		"Peers without the secret (or with a wrong one) served the masquerade web site.",
+		nil, nil)
+	descRefused = prometheus.NewDesc("qtunnel_connections_refused_total",
+		"Connections refused before any handshake, by reason: rate (over their source's rate), blocked (source sent wrong secrets), full (connection limits).",
+		[]string{"reason"}, nil)
 	descConnsActive = prometheus.NewDesc("qtunnel_connections_active",
 		"Client connections open now.",
 		nil, nil)
@@ -108,7 +114,7 @@ var allDescs = []*prometheus.Desc{
 	descStreamsActive, descStreams, descStreamsFailed, descRelayErrors,
 	descConnects, descReconnects, descMigrations, descRTT, descPacketsSent, descPacketsLost, descLoss,
 	descForwardBytes, descForwardActive, descForwardStreams, descForwardFailed,
-	descHandshakes, descAuthFailures, descConnsActive, descConnRTT, descConnLoss,
+	descHandshakes, descAuthFailures, descWebVisitors, descRefused, descConnsActive, descConnRTT, descConnLoss,
 	descTargetBytes, descTargetActive, descTargetStreams, descTargetFailed,
 }
 
@@ -188,6 +194,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	case control.RoleServer:
 		e.counter(descHandshakes, float64(st.Handshakes))
 		e.counter(descAuthFailures, float64(st.AuthFailures))
+		e.counter(descWebVisitors, float64(st.WebVisitors))
+		for _, reason := range []string{"rate", "blocked", "full"} {
+			e.counter(descRefused, float64(st.Refused[reason]), reason)
+		}
 		e.gauge(descConnsActive, float64(st.ActiveConnections))
 		seen := make(map[string]bool, len(st.Connections))
 		for _, cs := range st.Connections {

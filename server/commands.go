@@ -221,6 +221,10 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 	} else {
 		fmt.Fprintf(tw, "  listen\t%s over %s\n", st.Listen, st.Transport)
 		fmt.Fprintf(tw, "  clients\t%d connected; %d handshakes, %d refused for a wrong secret\n", st.ActiveConnections, st.Handshakes, st.AuthFailures)
+		if st.WebVisitors > 0 || len(st.Refused) > 0 {
+			fmt.Fprintf(tw, "  others\t%d served the web site; refused: %d over their rate, %d blocked for wrong secrets, %d at the connection limits\n",
+				st.WebVisitors, st.Refused["rate"], st.Refused["blocked"], st.Refused["full"])
+		}
 	}
 	fmt.Fprintf(tw, "  traffic\tup %s (%s/s), down %s (%s/s)\n", bytesWords(st.BytesUp), bytesWords(int64(st.RateUp)), bytesWords(st.BytesDown), bytesWords(int64(st.RateDown)))
 	fmt.Fprintf(tw, "  streams\t%d active, %d total, %d failed\n", st.ActiveStreams, st.TotalStreams, st.FailedStreams)
@@ -448,7 +452,7 @@ func forwardName(l sharelink.Link) string {
 
 // writeNewFile creates path with data, refusing to overwrite.
 func writeNewFile(path string, data []byte, perm os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm) // #nosec G304 -- the path the user asked import to write; O_EXCL never overwrites
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s already exists; remove it or choose another path", path)
@@ -456,7 +460,8 @@ func writeNewFile(path string, data []byte, perm os.FileMode) error {
 		return fmt.Errorf("create %s: %w", path, err)
 	}
 	if _, err := f.Write(data); err != nil {
-		f.Close()
+		_ = f.Close()
+		_ = os.Remove(path) // a partial file would block the next try
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()

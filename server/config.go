@@ -108,6 +108,9 @@ func override(cfg *config.Config, o *options, set map[string]bool) {
 	if set["control"] {
 		cfg.Control = o.control
 	}
+	if set["masquerade"] && !client {
+		cfg.Masquerade = o.masquerade
+	}
 }
 
 // setDefaultTarget makes addr the target named "default" and the default.

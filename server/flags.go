@@ -38,6 +38,7 @@ type options struct {
 
 	configFile, checkConfig string
 	control, metrics        string
+	masquerade              string
 }
 
 const usageHead = `qtunnel carries TCP connections through an encrypted tunnel, over QUIC or
@@ -108,6 +109,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.checkConfig, "check-config", "", "check the configuration `file`, print what it sets up or every error with its line, and exit")
 	fs.StringVar(&o.control, "control", "", "control socket `path` for qtunnel status/up/down/reload (default: a per-user path; off: none)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`address`/metrics, e.g. 127.0.0.1:9100")
+	fs.StringVar(&o.masquerade, "masquerade", "", "server: the web `site` shown to peers without the secret: default (a built-in page), off, an https:// site to proxy, or a directory of files")
 	return fs
 }
 

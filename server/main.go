@@ -122,6 +122,11 @@ func execute(ctx context.Context, o *options, set map[string]bool, stdout, stder
 			return err
 		}
 	}
+	if cfg.Limits.MemoryMiB > 0 {
+		// A soft limit: the collector works harder near it. What keeps the
+		// server under it are the connection and stream limits.
+		debug.SetMemoryLimit(int64(cfg.Limits.MemoryMiB) << 20)
+	}
 	secrets, err := commandLineSecrets(o, cfg, set, log, getenv)
 	if err != nil {
 		return err

@@ -105,6 +105,10 @@ type Config struct {
 	DefaultTarget string
 	// Limits (server) bound what clients may use.
 	Limits Limits
+	// Masquerade (server) is the web site shown to peers without the
+	// secret: "" (the built-in page), "off", an https:// site to proxy, or
+	// a directory of static files (see package masquerade).
+	Masquerade string
 
 	// File is the path the configuration was read from, as given.
 	File string
@@ -156,6 +160,25 @@ type Limits struct {
 	// IdleTimeout (TCP transport) closes an authenticated connection on
 	// which no stream starts; default 5 min.
 	IdleTimeout time.Duration
+	// MaxPending bounds connections not authenticated (handshakes, web
+	// visitors); default max-clients/4.
+	MaxPending int
+	// MaxStreams (QUIC) bounds one client's open streams; default 1024.
+	MaxStreams int
+	// MaxRelays bounds the streams relayed at once across all clients;
+	// default 4096.
+	MaxRelays int
+	// HandshakesPerSecond is the rate of new connections one source
+	// address may open (bursts of three times as many); default 20.
+	HandshakesPerSecond int
+	// WrongSecrets is how many wrong secrets one source may send before it
+	// is blocked, for 1 s doubling up to BlockMax; default 5.
+	WrongSecrets int
+	// BlockMax is the longest a source is blocked; default 5 min.
+	BlockMax time.Duration
+	// MemoryMiB is a soft limit on the server's memory (Go's GOMEMLIMIT),
+	// in MiB; 0 means none.
+	MemoryMiB int
 }
 
 // Error is one problem in a configuration file.

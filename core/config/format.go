@@ -100,14 +100,30 @@ func Format(c *Config) []byte {
 				w.entry("The target a client that names none gets.", "default-target", scalar(c.DefaultTarget))
 			}
 		}
+		if c.Masquerade != "" {
+			w.entry("The web site shown to peers without the secret: default (a built-in\n"+
+				"page), off, an https:// site to proxy, or a directory.", "masquerade", scalar(c.Masquerade))
+		}
 		if c.Limits != (Limits{}) {
 			w.entry("Bounds on what clients may use; left out, the defaults: max-clients\n"+
-				"1024 (quic) or 8192 (tcp), handshake-timeout 10s, idle-timeout 5m (tcp).", "limits", "")
-			if c.Limits.MaxClients != 0 {
-				w.line("  max-clients: " + strconv.Itoa(c.Limits.MaxClients))
+				"1024 (quic) or 8192 (tcp), max-pending a quarter of it, max-streams\n"+
+				"1024, max-relays 4096, handshakes-per-second 20, wrong-secrets 5,\n"+
+				"block-max 5m, handshake-timeout 10s, idle-timeout 5m (tcp), no memory-mib.", "limits", "")
+			for _, kv := range []struct {
+				key string
+				n   int
+			}{{"max-clients", c.Limits.MaxClients}, {"max-pending", c.Limits.MaxPending}, {"max-streams", c.Limits.MaxStreams},
+				{"max-relays", c.Limits.MaxRelays}, {"handshakes-per-second", c.Limits.HandshakesPerSecond}, {"wrong-secrets", c.Limits.WrongSecrets}} {
+				if kv.n != 0 {
+					w.line("  " + kv.key + ": " + strconv.Itoa(kv.n))
+				}
 			}
+			w.duration(2, "block-max", c.Limits.BlockMax)
 			w.duration(2, "handshake-timeout", c.Limits.HandshakeTimeout)
 			w.duration(2, "idle-timeout", c.Limits.IdleTimeout)
+			if c.Limits.MemoryMiB != 0 {
+				w.line("  memory-mib: " + strconv.Itoa(c.Limits.MemoryMiB))
+			}
 		}
 	}
 

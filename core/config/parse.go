@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"net"
 	"os"
 	"path/filepath"
@@ -106,7 +107,7 @@ func topKeys() map[string]Mode {
 
 		"listen": ModeServer, "secret-files": ModeServer, "cert-file": ModeServer,
 		"key-file": ModeServer, "targets": ModeServer, "default-target": ModeServer,
-		"backend": ModeServer, "limits": ModeServer,
+		"backend": ModeServer, "limits": ModeServer, "masquerade": ModeServer,
 	}
 }
 
@@ -463,6 +464,8 @@ func (p *parser) topValue(c *Config, kv pair) {
 		p.backend = p.required(f, v, p.addr(f, v, true, 1, "10.0.0.6:80"), "the default target's host:port")
 	case "limits":
 		p.limits(c, kv)
+	case "masquerade":
+		c.Masquerade = p.masquerade(f, v)
 	}
 }
 
@@ -588,20 +591,56 @@ func (p *parser) trust(c *Config, kv pair) {
 	}
 }
 
+// limitKeys are the keys of limits, in the order the docs give them.
+var limitKeys = []string{"max-clients", "max-pending", "max-streams", "max-relays", "handshakes-per-second",
+	"wrong-secrets", "block-max", "handshake-timeout", "idle-timeout", "memory-mib"}
+
 func (p *parser) limits(c *Config, kv pair) {
-	for _, kv := range p.mapping(kv, "a mapping with max-clients, handshake-timeout or idle-timeout") {
+	for _, kv := range p.mapping(kv, "a mapping with "+strings.Join(limitKeys, ", ")) {
 		f, v := kv.path, kv.val
 		switch kv.name {
 		case "max-clients":
 			c.Limits.MaxClients = p.integer(f, v, 1, math.MaxInt32)
+		case "max-pending":
+			c.Limits.MaxPending = p.integer(f, v, 1, math.MaxInt32)
+		case "max-streams":
+			c.Limits.MaxStreams = p.integer(f, v, 1, 1<<20)
+		case "max-relays":
+			c.Limits.MaxRelays = p.integer(f, v, 1, math.MaxInt32)
+		case "handshakes-per-second":
+			c.Limits.HandshakesPerSecond = p.integer(f, v, 1, 1<<20)
+		case "wrong-secrets":
+			c.Limits.WrongSecrets = p.integer(f, v, 1, 1000)
+		case "block-max":
+			c.Limits.BlockMax = p.duration(f, v)
 		case "handshake-timeout":
 			c.Limits.HandshakeTimeout = p.duration(f, v)
 		case "idle-timeout":
 			c.Limits.IdleTimeout = p.duration(f, v)
+		case "memory-mib":
+			c.Limits.MemoryMiB = p.integer(f, v, 16, 1<<24)
 		default:
-			p.unknown(kv, []string{"max-clients", "handshake-timeout", "idle-timeout"})
+			p.unknown(kv, limitKeys)
 		}
 	}
+}
+
+// masquerade checks the web site to show; see masquerade.Handler. A
+// directory must exist when the server starts, not when the file is read.
+func (p *parser) masquerade(field string, n *yaml.Node) string {
+	s := p.text(field, n)
+	switch {
+	case s == "", s == "off", s == "default":
+	case strings.HasPrefix(s, "http://"), strings.HasPrefix(s, "https://"):
+		if u, err := url.Parse(s); err != nil || u.Host == "" {
+			p.add(n.Line, field, err, "want a site such as https://www.example.com, got %s", describe(n))
+		}
+	case strings.Contains(s, "://"):
+		p.add(n.Line, field, nil, "want default, off, an http:// or https:// site, or a directory; got %s", describe(n))
+	default:
+		return p.path(field, n)
+	}
+	return s
 }
 
 func (p *parser) forwards(c *Config, kv pair) {
