@@ -228,6 +228,10 @@ func (s *QUICServer) serveConn(conn *quic.Conn, h Handler) {
 		default:
 			log.Debug("authentication failed", "err", err)
 		}
+		if web != nil {
+			// A web server closing a connection that asked nothing.
+			code = h3ErrNoError
+		}
 		_ = conn.CloseWithError(quic.ApplicationErrorCode(code), "")
 		return
 	}
