@@ -414,6 +414,18 @@ func cmdImport(_ context.Context, args []string, stdout, _ io.Writer, getenv fun
 		}
 		return p
 	}
+	cfg := &config.Config{
+		Mode:        config.ModeClient,
+		Transport:   link.Transport,
+		Server:      link.Server,
+		Trust:       config.Trust{Pin: link.Pin, SNI: link.SNI},
+		SecretFiles: []string{abs(*secretPath)},
+		Forwards:    []config.Forward{{Name: forwardName(link), Listen: *listen, Target: link.Target}},
+	}
+	data, err := checkedImport(*cfgPath, cfg)
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(*cfgPath); err == nil {
 		return fmt.Errorf("%s already exists; remove it or give -config=ANOTHER", *cfgPath)
 	}
@@ -427,20 +439,36 @@ func cmdImport(_ context.Context, args []string, stdout, _ io.Writer, getenv fun
 	} else if _, err := os.Stat(*secretPath); err != nil {
 		fmt.Fprintf(stdout, "the link has no secret: put it in %s (mode 0600) before starting\n", *secretPath)
 	}
-	cfg := &config.Config{
-		Mode:        config.ModeClient,
-		Transport:   link.Transport,
-		Server:      link.Server,
-		Trust:       config.Trust{Pin: link.Pin, SNI: link.SNI},
-		SecretFiles: []string{abs(*secretPath)},
-		Forwards:    []config.Forward{{Name: forwardName(link), Listen: *listen, Target: link.Target}},
-	}
-	if err := writeNewFile(*cfgPath, config.Format(cfg), 0o600); err != nil {
+	if err := writeNewFile(*cfgPath, data, 0o600); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s (server %s, %s, pinned %s)\nstart the client with: qtunnel -config=%s\nthen connect to %s\n",
 		*cfgPath, link.Server, link.Transport, link.Pin, *cfgPath, *listen)
 	return nil
+}
+
+// checkedImport formats cfg as the file import writes, and reads it back
+// as the client will: the link is someone else's text and -listen the
+// user's, and a value the file refuses, or does not keep as it is, is
+// refused now rather than when the client starts.
+func checkedImport(path string, cfg *config.Config) ([]byte, error) {
+	data := config.Format(cfg)
+	back, err := config.Parse(path, data)
+	if err != nil {
+		msg := err.Error()
+		if list := config.Errors(err); len(list) > 0 {
+			msg = list[0].Msg
+			if list[0].Field != "" {
+				msg = list[0].Field + ": " + msg
+			}
+		}
+		return nil, usagef("the link and -listen make a configuration the client would refuse: %s", msg)
+	}
+	if back.Server != cfg.Server || back.Transport != cfg.Transport || back.Trust != cfg.Trust ||
+		!slices.Equal(back.Forwards, cfg.Forwards) || !slices.Equal(back.SecretFiles, cfg.SecretFiles) {
+		return nil, usagef("the link or -listen holds text a configuration file cannot keep as it is (such as invalid UTF-8)")
+	}
+	return data, nil
 }
 
 func forwardName(l sharelink.Link) string {
