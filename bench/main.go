@@ -138,7 +138,7 @@ func (s *suite) run(envList, variantList string, compare []string, tcpCC, outDir
 		}
 		e, err := newEnv(name, bins, dir)
 		if err != nil {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir)
 			return err
 		}
 		desc := "the host's loopback"
@@ -148,7 +148,7 @@ func (s *suite) run(envList, variantList string, compare []string, tcpCC, outDir
 		s.logf("== %s (%s)", name, desc)
 		err = s.runEnv(ctx, e)
 		e.close()
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		if err != nil && ctx.Err() == nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -191,7 +191,7 @@ func findBinaries(qtunnel string) (binaries, error) {
 	if len(missing) > 0 {
 		fmt.Println("== installing", strings.Join(missing, " "), "with apt-get")
 		install := func() ([]byte, error) {
-			cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, missing...)...)
+			cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q"}, missing...)...) // #nosec G204 -- package names from the constant list above
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 			return cmd.CombinedOutput()
 		}
@@ -229,7 +229,7 @@ func machine() map[string]string {
 	}
 	// iperf3 prints "iperf 3.12 ...", stunnel "stunnel 5.68 ...".
 	for name, cmd := range map[string][]string{"iperf3": {"iperf3", "--version"}, "stunnel": {"stunnel4", "-version"}} {
-		out, _ := exec.Command(cmd[0], cmd[1:]...).CombinedOutput()
+		out, _ := exec.Command(cmd[0], cmd[1:]...).CombinedOutput() // #nosec G204 -- commands from the constant map above
 		prefix := strings.TrimSuffix(name, "3") + " "
 		for _, l := range strings.Split(string(out), "\n") {
 			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
@@ -281,7 +281,7 @@ type report struct {
 // rerender reads a run's JSON file and writes its Markdown and plots again
 // beside it (and as latest.* if it is the latest run).
 func rerender(path string) error {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the results file the operator named
 	if err != nil {
 		return err
 	}
@@ -290,7 +290,7 @@ func rerender(path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	base := strings.TrimSuffix(path, ".json")
-	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil {
+	if err := os.WriteFile(base+".md", []byte(r.markdown()), 0o644); err != nil { // #nosec G306 -- results to publish, nothing secret
 		return err
 	}
 	plots, err := r.plots(base)
@@ -302,7 +302,7 @@ func rerender(path string) error {
 }
 
 func (r report) write(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // #nosec G301 -- results to publish (bench/results/), nothing secret
 		return err
 	}
 	stamp := strings.NewReplacer(":", "", "-", "").Replace(r.Date)
@@ -311,11 +311,11 @@ func (r report) write(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(base+".json", b, 0o644); err != nil {
+	if err := os.WriteFile(base+".json", b, 0o644); err != nil { // #nosec G306 -- results to publish, nothing secret
 		return err
 	}
 	md := r.markdown()
-	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil { // #nosec G306 -- results to publish, nothing secret
 		return err
 	}
 	plots, err := r.plots(base)
@@ -340,9 +340,9 @@ func (r report) write(dir string) error {
 }
 
 func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
+	b, err := os.ReadFile(from) // #nosec G304 -- a results file of this run
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(to, b, 0o644)
+	return os.WriteFile(to, b, 0o644) // #nosec G306 G703 -- results to publish, in the results directory
 }

@@ -356,7 +356,7 @@ func (s *suite) idleMemory(ctx context.Context, e *env, v variant) {
 		r.Error = err.Error()
 		return
 	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	defer func() { _ = stdin.Close(); _ = cmd.Wait() }()
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || strings.TrimSpace(line) != "held" {
 		r.Error = fmt.Sprintf("hold worker: %q %v", line, err)

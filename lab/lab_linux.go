@@ -152,7 +152,7 @@ func (l *Lab) Counters() (up, down *Counters) { return &l.up.counters, &l.down.c
 // Command prepares name to run in namespace ns. The process is killed by
 // Close, and by the kernel if this process dies first.
 func (l *Lab) Command(ns, name string, args ...string) *exec.Cmd {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...) // #nosec G204 -- the lab runs the programs its caller (a test or benchmark) names, no shell
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	l.mu.Lock()
 	l.cmds = append(l.cmds, cmd)
@@ -220,20 +220,20 @@ func Namespaces() []string {
 }
 
 func removeNamespace(ns string) {
-	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil {
+	if out, err := exec.Command("ip", "netns", "pids", ns).Output(); err == nil { // #nosec G204 -- ns is a namespace name the lab made
 		for _, f := range strings.Fields(string(out)) {
 			if pid, err := strconv.Atoi(f); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
 	}
-	_ = exec.Command("ip", "netns", "del", ns).Run()
+	_ = exec.Command("ip", "netns", "del", ns).Run() // #nosec G204 -- ns is a namespace name the lab made
 }
 
 func ip(args ...string) error { return run("ip", args...) }
 
 func run(name string, args ...string) error {
-	out, err := exec.Command(name, args...).CombinedOutput()
+	out, err := exec.Command(name, args...).CombinedOutput() // #nosec G204 -- ip and tc with arguments the lab builds, no shell
 	if err != nil {
 		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

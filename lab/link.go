@@ -78,7 +78,7 @@ type shaper struct {
 }
 
 func newShaper(p Params, seed uint64) *shaper {
-	return &shaper{p: p, rng: rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1))}
+	return &shaper{p: p, rng: rand.New(rand.NewPCG(seed, seed*0x9e3779b97f4a7c15+1))} // #nosec G404 -- seeded, reproducible loss emulation
 }
 
 // verdict is what happens to a packet.

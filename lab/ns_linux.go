@@ -56,13 +56,15 @@ func openTUN(ns, name string) (*os.File, error) {
 		}
 		var req [unix.IFNAMSIZ + 64]byte
 		copy(req[:unix.IFNAMSIZ-1], name)
+		// #nosec G103 -- struct ifreq's flags field, inside req
 		*(*uint16)(unsafe.Pointer(&req[unix.IFNAMSIZ])) = unix.IFF_TUN | unix.IFF_NO_PI
+		// #nosec G103 -- ioctl(TUNSETIFF) takes a pointer to struct ifreq
 		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return fmt.Errorf("create TUN %s: %w", name, errno)
 		}
 		if err := unix.SetNonblock(fd, true); err != nil {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 			return err
 		}
 		file = os.NewFile(uintptr(fd), name)

@@ -60,7 +60,7 @@ func StartBackend(t testing.TB, handle func(*net.TCPConn)) *Backend {
 					b.mu.Lock()
 					delete(b.conns, c)
 					b.mu.Unlock()
-					c.Close()
+					_ = c.Close()
 				}()
 				handle(c.(*net.TCPConn))
 			}()
@@ -72,10 +72,10 @@ func StartBackend(t testing.TB, handle func(*net.TCPConn)) *Backend {
 
 // Close stops the backend and waits for its connections to end.
 func (b *Backend) Close() {
-	b.ln.Close()
+	_ = b.ln.Close()
 	b.mu.Lock()
 	for c := range b.conns {
-		c.Close()
+		_ = c.Close()
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
@@ -94,7 +94,7 @@ func StartEchoBackend(t testing.TB) *Backend { return StartBackend(t, Echo) }
 // concurrently, and checks the SHA-256 of what came back against what was
 // sent. It half-closes its side after sending and expects EOF afterwards.
 func EchoCheck(conn *net.TCPConn, size int, seed uint64) error {
-	src := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	src := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) // #nosec G404 -- test data checked by hash, nothing secret
 	sent := sha256.New()
 	recv := sha256.New()
 	errc := make(chan error, 1)
@@ -110,7 +110,7 @@ func EchoCheck(conn *net.TCPConn, size int, seed uint64) error {
 		for i := 0; i < n; i += 8 {
 			v := src.Uint64()
 			for j := 0; j < 8 && i+j < n; j++ {
-				buf[i+j] = byte(v >> (8 * j))
+				buf[i+j] = byte(v >> (8 * j)) // #nosec G115 -- truncation meant: the random word a byte at a time
 			}
 		}
 		sent.Write(buf[:n])
@@ -148,10 +148,10 @@ func PacedEcho(conn *net.TCPConn, size, step int, pause time.Duration) error {
 		got <- err
 	}()
 	buf := make([]byte, step)
-	src := rand.New(rand.NewPCG(uint64(size), uint64(step)))
+	src := rand.New(rand.NewPCG(uint64(size), uint64(step))) // #nosec G115 G404 -- a reproducible test pattern: any seed bits will do, nothing secret
 	for left := size; left > 0; left -= step {
 		for i := range buf {
-			buf[i] = byte(src.Uint32())
+			buf[i] = byte(src.Uint32()) // #nosec G115 -- truncation meant: a random byte
 		}
 		sent.Write(buf)
 		if _, err := conn.Write(buf); err != nil {
@@ -193,7 +193,7 @@ func ConcurrentEcho(addr string, n, size int) error {
 			}
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
-			if err := EchoCheck(c, size, uint64(i)+1); err != nil {
+			if err := EchoCheck(c, size, uint64(i)+1); err != nil { // #nosec G115 -- i counts up from 0: a seed
 				errs <- fmt.Errorf("conn %d: %w", i, err)
 			}
 		}()
@@ -211,7 +211,7 @@ func ClosedPort(t testing.TB) string {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
+	_ = ln.Close()
 	return addr
 }
 
@@ -289,7 +289,7 @@ func (p *UDPDelayProxy) Replay(t testing.TB, pkts [][]byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	go func() {
 		buf := make([]byte, 65536)
 		for {
@@ -329,7 +329,7 @@ func (p *UDPDelayProxy) ForwardTCP(t testing.TB) {
 			}
 			up, err := net.Dial("tcp", p.target.String())
 			if err != nil {
-				c.Close()
+				_ = c.Close()
 				continue
 			}
 			p.wg.Add(2)
@@ -486,7 +486,7 @@ func FreePort(t testing.TB) int {
 	t.Helper()
 	lo, hi := ephemeralRange()
 	for range 200 {
-		port := 10000 + rand.IntN(lo-10000)
+		port := 10000 + rand.IntN(lo-10000) // #nosec G404 -- spreads tests over ports; nothing secret
 		if port >= lo && port <= hi {
 			continue
 		}
@@ -494,12 +494,12 @@ func FreePort(t testing.TB) int {
 		if err != nil {
 			continue
 		}
-		ln.Close()
+		_ = ln.Close()
 		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 		if err != nil {
 			continue
 		}
-		uc.Close()
+		_ = uc.Close()
 		return port
 	}
 	t.Fatal("no free port")
