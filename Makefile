@@ -71,15 +71,23 @@ demo: build ## run a server and client on loopback, send requests through, print
 # FUZZTIME; a target that fails does not stop the others, and the list of
 # failures comes at the end. A failing input is left in the package's
 # testdata/fuzz/FuzzName/: commit it (as a regression seed) only with the fix.
+# Go 1.26's fuzzing coordinator can end a run at the -fuzztime deadline with
+# a bare "context deadline exceeded" and no failing input (golang/go#75804,
+# fixed in Go 1.27): that is counted as a flake, not a failure.
 fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
-	@failed=""; n=0; \
+	@failed=""; flaky=""; n=0; out=$$(mktemp); \
 	for pkg in $$($(GO) list ./...); do \
 	  targets=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "== $$pkg: tests do not build"; failed="$$failed $$pkg"; continue; }; \
 	  for f in $$(echo "$$targets" | grep '^Fuzz'); do \
 	    n=$$((n+1)); echo "== $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg.$$f"; \
+	    { $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; echo $$? >$$out.rc; } 2>&1 | tee $$out; \
+	    if [ "$$(cat $$out.rc)" != 0 ]; then \
+	      if grep -q 'context deadline exceeded' $$out && ! grep -q 'Failing input written' $$out; then flaky="$$flaky $$pkg.$$f"; \
+	      else failed="$$failed $$pkg.$$f"; fi; \
+	    fi; \
 	  done; \
-	done; \
+	done; rm -f $$out $$out.rc; \
+	if [ -n "$$flaky" ]; then echo "fuzz: deadline flakes (golang/go#75804), no failing input:$$flaky"; fi; \
 	if [ -n "$$failed" ]; then echo "fuzz: $$n targets, FAILED:$$failed"; exit 1; fi; \
 	echo "fuzz: $$n targets, all passed"
 
