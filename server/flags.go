@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/qtunnel/qtunnel/core/cert"
 	"github.com/qtunnel/qtunnel/core/transport"
@@ -141,6 +143,9 @@ func (o *options) check() error {
 	if err := o.checkCommon(); err != nil {
 		return err
 	}
+	if err := o.checkText(); err != nil {
+		return err
+	}
 	if o.configFile != "" {
 		// The file supplies what the flags leave out; checkMerged looks
 		// at the result.
@@ -154,6 +159,25 @@ func (o *options) check() error {
 			return usagef("-backend is required: the QTunnel server's host:port")
 		}
 		return usagef("-backend is required: the host:port to forward to")
+	}
+	return nil
+}
+
+// checkText refuses, in the flags that name files, sites and sockets,
+// what a configuration file refuses too: control characters and bytes
+// that are not UTF-8 (a path with a line break is a mistake or a trick).
+func (o *options) checkText() error {
+	for _, f := range []struct{ name, value string }{
+		{"-secret-file", o.secretFile}, {"-cert-file", o.certFile}, {"-key-file", o.keyFile}, {"-ca", o.ca},
+		{"-state-dir", o.stateDir}, {"-config", o.configFile}, {"-control", o.control}, {"-masquerade", o.masquerade},
+		{"-sni", o.sni}, {"-pin", o.pin},
+	} {
+		if !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, unicode.IsControl) {
+			return usagef("%s=%q: control characters and invalid UTF-8 are not allowed", f.name, f.value)
+		}
+	}
+	if strings.ContainsAny(o.sni, " /") {
+		return usagef("-sni=%q: want a server name such as vps.example.com", o.sni)
 	}
 	return nil
 }
@@ -239,11 +263,12 @@ func checkAddr(flagName, addr string, listening bool) error {
 	if host == "" && !listening {
 		return usagef("%s=%s: a host is needed", flagName, addr)
 	}
-	if strings.ContainsAny(host, " /") {
+	// What the configuration file's parser refuses, refused here too.
+	if strings.ContainsAny(host, " /\\") || !utf8.ValidString(host) || strings.ContainsFunc(host, unicode.IsControl) {
 		return usagef("%s=%s: %q is not a host name or IP address", flagName, addr, host)
 	}
 	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 || (n == 0 && !listening) {
+	if err != nil || strings.TrimLeft(port, "0123456789") != "" || n < 0 || n > 65535 || (n == 0 && !listening) {
 		return usagef("%s=%s: port %q must be a number from 1 to 65535", flagName, addr, port)
 	}
 	return nil

@@ -77,8 +77,8 @@ func FuzzFlags(f *testing.F) {
 		o, fs, perr, cerr := p.o, p.fs, p.flagErr, p.checkErr
 		oneLine := func(what string, err error) {
 			msg := err.Error()
-			if msg == "" || strings.ContainsAny(msg, "\r\n") {
-				t.Fatalf("%s error for %q is not one line: %q", what, args, msg)
+			if line := errorLine(err, ""); msg == "" || strings.ContainsAny(line, "\r\n") {
+				t.Fatalf("%s error for %q is not printed on one line: %q", what, args, line)
 			}
 			if len(msg) > 12*len(in)+512 {
 				t.Fatalf("%s error for %d bytes of arguments is %d bytes", what, len(in), len(msg))

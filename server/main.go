@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			printUsage(stdout, fs)
 			return 0
 		}
-		fmt.Fprintf(stderr, "qtunnel: %v (see qtunnel -help)\n", err)
+		fmt.Fprintln(stderr, errorLine(err, " (see qtunnel -help)"))
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -83,13 +83,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	return exitCode(err, stderr)
 }
 
+// errorLine is how an error is printed: one line, whatever the error
+// quotes from the command line, a file or a link.
+func errorLine(err error, suffix string) string {
+	return "qtunnel: " + oneLine(err.Error()) + suffix
+}
+
 // exitCode reports err and turns it into the exit code: 0, 2 for a
 // mistake on the command line, 1 for anything else.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "qtunnel: %v\n", err)
+	fmt.Fprintln(stderr, errorLine(err, ""))
 	var ue usageError
 	if errors.As(err, &ue) {
 		return 2
@@ -322,7 +328,8 @@ func generateSecret(o *options, stdout, stderr io.Writer) error {
 		return fmt.Errorf("create secret file: %w", err)
 	}
 	if _, err := fmt.Fprintln(f, s); err != nil {
-		f.Close()
+		_ = f.Close()
+		_ = os.Remove(o.secretFile) // a half-written file would block the next -generate-secret
 		return fmt.Errorf("write secret file: %w", err)
 	}
 	if err := f.Close(); err != nil {
@@ -384,12 +391,20 @@ func defaultStateDir(getenv func(string) string) string {
 	return "qtunnel-state"
 }
 
+// parseLevel takes exactly the levels a configuration file may name (slog
+// itself would also take "DEBUG" or "info+2").
 func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, usagef("-log-level=%s: want debug, info, warn or error", s)
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
 	}
-	return l, nil
+	return 0, usagef("-log-level=%s: want debug, info, warn or error", s)
 }
 
 func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {

@@ -168,8 +168,8 @@ func defaultForwardName(target string) string {
 type writer struct{ bytes.Buffer }
 
 func (w *writer) line(s string) {
-	w.WriteString(s)
-	w.WriteByte('\n')
+	_, _ = w.WriteString(s) // a bytes.Buffer's writes never fail
+	_ = w.WriteByte('\n')
 }
 
 func (w *writer) comment(indent int, text string) {
@@ -181,7 +181,7 @@ func (w *writer) comment(indent int, text string) {
 // entry writes a blank line, a comment and a top-level key; an empty
 // value leaves the value to the lines that follow.
 func (w *writer) entry(comment, key, value string) {
-	w.WriteByte('\n')
+	_ = w.WriteByte('\n')
 	w.comment(0, comment)
 	if value == "" {
 		w.line(key + ":")

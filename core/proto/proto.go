@@ -314,7 +314,7 @@ func AppendStreamRequest(b []byte, r StreamRequest) ([]byte, error) {
 	if !validName([]byte(r.Target)) {
 		return b, fmt.Errorf("target name has control characters: %w", ErrMalformed)
 	}
-	b = append(b, Version, byte(r.Command), byte(len(r.Target)))
+	b = append(b, Version, byte(r.Command), byte(len(r.Target))) // #nosec G115 -- len checked against MaxTargetLen (255) above
 	return append(b, r.Target...), nil
 }
 
@@ -361,7 +361,7 @@ func ParseStreamRequest(b []byte) (StreamRequest, int, error) {
 // 255 bytes is cut at a character boundary.
 func AppendStreamResponse(b []byte, r StreamResponse) []byte {
 	msg := CleanMessage(r.Message)
-	b = append(b, Version, byte(r.Status), byte(len(msg)))
+	b = append(b, Version, byte(r.Status), byte(len(msg))) // #nosec G115 -- CleanMessage cuts to 255 bytes
 	return append(b, msg...)
 }
 

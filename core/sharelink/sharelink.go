@@ -365,13 +365,15 @@ func validHostname(h string) bool {
 	return true
 }
 
-// validLabel accepts a short UTF-8 text without control characters.
+// validLabel accepts a short UTF-8 text without control or format
+// characters: a bidirectional override (U+202E) or a zero-width one could
+// make a link's name display as something it is not.
 func validLabel(s string) bool {
 	if len(s) > MaxNameLen || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}

@@ -161,6 +161,7 @@ func TestParseBad(t *testing.T) {
 		{"name too long", base + "&name=" + strings.Repeat("n", MaxNameLen+1), "name"},
 		{"name with newline", base + "&name=a%0Ab", "name"},
 		{"name not UTF-8", base + "&name=%C3", "name"},
+		{"name with a bidi override", base + "&name=evil%E2%80%AEtxt.exe", "name"},
 		{"fragment without secret=", base + "#key=" + testSecretB64, "after # must be secret="},
 		{"empty secret", base + "#secret=", "secret after #secret= is empty"},
 		{"secret not base64url", base + "#secret=" + testSecretB64 + "$", "base64url"},

@@ -19,7 +19,7 @@ func watchNetlink(ctx context.Context, changes chan<- struct{}) error {
 	// change too, but with them come a flood of unrelated events.
 	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR)
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return fmt.Errorf("netlink bind: %w", err)
 	}
 	// A blocking read cannot be interrupted: closing the socket from
@@ -27,7 +27,7 @@ func watchNetlink(ctx context.Context, changes chan<- struct{}) error {
 	// look at ctx once a second.
 	tv := unix.Timeval{Sec: 1}
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return fmt.Errorf("netlink timeout: %w", err)
 	}
 	defer unix.Close(fd)

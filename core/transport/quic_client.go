@@ -681,7 +681,7 @@ func resolveUDP(ctx context.Context, hostport string) (*net.UDPAddr, error) {
 	if len(ips) == 0 {
 		return nil, fmt.Errorf("resolve %s: no addresses", host)
 	}
-	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ips[0].Unmap(), uint16(p))), nil
+	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(ips[0].Unmap(), uint16(p))), nil // #nosec G115 -- LookupPort returns 0 to 65535
 }
 
 // describeQUICError turns a QUIC connection error into plain words.

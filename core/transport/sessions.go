@@ -45,7 +45,7 @@ func openSessionStore(path string) (*sessionStore, error) {
 	if path == "" {
 		return s, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the session ticket store in the state directory
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
 	}

@@ -150,7 +150,7 @@ func (b Backoff) Delay(n int) time.Duration {
 		d *= 2
 	}
 	d = min(d, hi)
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) // #nosec G404 -- back-off jitter, not a secret
 }
 
 // broadcast is a state cell whose waiters learn of every change.

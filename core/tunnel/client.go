@@ -177,7 +177,7 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 			return nil, err
 		}
 	}
-	go c.run(ctx)
+	go c.run(ctx) // #nosec G118 -- run gets ctx; the streams' and dialer's contexts are stopped by run itself after draining
 	return c, nil
 }
 

@@ -139,7 +139,7 @@ func StartServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, tr: tr, meters: cfg.Meters, done: make(chan struct{})}
 	s.targets.Store(table)
-	go s.run(ctx)
+	go s.run(ctx) // #nosec G118 -- run gets ctx; handlers live under their own context so the drain can outlast it
 	return s, nil
 }
 
