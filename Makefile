@@ -10,7 +10,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC       ?= $(GO) run github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak
+.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak release package-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -90,6 +90,16 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 	if [ -n "$$flaky" ]; then echo "fuzz: deadline flakes (golang/go#75804), no failing input:$$flaky"; fi; \
 	if [ -n "$$failed" ]; then echo "fuzz: $$n targets, FAILED:$$failed"; exit 1; fi; \
 	echo "fuzz: $$n targets, all passed"
+
+# Release artefacts: reproducible binaries (no cgo, -trimpath, no build id,
+# the version from git describe), .deb and .rpm made with a pinned nfpm, and
+# SHA256SUMS; see packaging/README.md. The desktop client is not in it (it
+# needs cgo and a C cross-compiler per platform): make gui-windows.
+release: ## binaries for linux, windows and macOS, .deb and .rpm (amd64, arm64), SHA256SUMS, in dist/
+	VERSION='$(VERSION)' GO='$(GO)' packaging/release.sh
+
+package-test: ## check the .deb make release built for this machine: files, -version, unit hardening, systemd-analyze
+	VERSION='$(VERSION)' packaging/test-package.sh
 
 clean:
 	rm -rf bin dist
