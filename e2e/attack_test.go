@@ -114,11 +114,11 @@ limits:
   handshake-timeout: 3s
   memory-mib: %d
 `, serverAddr, backend.Addr(), secretPath, t.TempDir(), metricsAddr, memoryMiB))
-	server := run(t, "server", qtCommand(t, bin, "-config="+cfg))
+	server := startBinary(t, bin, nil, "server", nil, "-config="+cfg)
 	server.waitLog(`msg="server started"`, 20*time.Second)
 	clientAddr := testutil.FreeAddr(t)
-	client := run(t, "client", qtCommand(t, bin, "-listen="+clientAddr, "-backend="+serverAddr, "-clientmode=true",
-		"-quic=true", "-secret-file="+secretPath, "-control=off"))
+	client := startBinary(t, bin, nil, "client", nil, "-listen="+clientAddr, "-backend="+serverAddr, "-clientmode=true",
+		"-quic=true", "-secret-file="+secretPath, "-control=off")
 	client.waitLog(`msg="connected to server"`, 20*time.Second)
 
 	// The legitimate client's download, sampled.
@@ -193,13 +193,6 @@ limits:
 	if n := strings.Count(client.stderr.String(), `msg="connected to server"`); n != 1 {
 		t.Errorf("client connected %d times; want once (its connection never dropped)", n)
 	}
-}
-
-// qtCommand is the command line of a qtunnel process from bin.
-func qtCommand(t *testing.T, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "STATE_DIRECTORY=" + t.TempDir()}
-	return cmd
 }
 
 // pacedSource writes to c at rate bytes per second until c fails.

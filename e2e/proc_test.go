@@ -73,12 +73,18 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 // startAs is start as another user (cred nil: as this process's user).
 func startAs(t *testing.T, cred *syscall.Credential, name string, env []string, args ...string) *proc {
 	t.Helper()
+	return startBinary(t, binary, cred, name, env, args...)
+}
+
+// startBinary is startAs with another qtunnel executable.
+func startBinary(t *testing.T, bin string, cred *syscall.Credential, name string, env []string, args ...string) *proc {
+	t.Helper()
 	if len(args) > 0 && strings.HasPrefix(args[0], "-") && !slices.ContainsFunc(args, func(a string) bool {
 		return strings.HasPrefix(a, "-control") || strings.HasPrefix(a, "-config")
 	}) {
 		args = append(args, "-control=off")
 	}
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(bin, args...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
