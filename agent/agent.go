@@ -467,6 +467,31 @@ func forwardsOf(cfg *config.Config) []tunnel.Forward {
 	return out
 }
 
+// serversOf lists a client's servers, each with the file's trust and its
+// own pin or server name if it has one; nil for a file with one server.
+func serversOf(cfg *config.Config, trust transport.Trust) ([]tunnel.Endpoint, error) {
+	var out []tunnel.Endpoint
+	for _, e := range cfg.Servers {
+		ep := tunnel.Endpoint{Address: e.Address}
+		if e.Pin != "" || e.SNI != "" {
+			own := trust
+			if e.Pin != "" {
+				pin, err := cert.ParsePin(e.Pin)
+				if err != nil {
+					return nil, fmt.Errorf("server %s: pin: %w", e.Address, err)
+				}
+				own.Pin = &pin
+			}
+			if e.SNI != "" {
+				own.ServerName = e.SNI
+			}
+			ep.Trust = &own
+		}
+		out = append(out, ep)
+	}
+	return out, nil
+}
+
 func targetsOf(cfg *config.Config) []tunnel.Target {
 	out := make([]tunnel.Target, len(cfg.Targets))
 	for i, t := range cfg.Targets {
@@ -485,16 +510,22 @@ func (a *Agent) startClient(ctx context.Context, cfg *config.Config, secrets []s
 	if tr == tunnel.TransportQUIC && cfg.StateDir != "" {
 		dc.SessionFile = filepath.Join(cfg.StateDir, "client-sessions.json")
 	}
+	servers, err := serversOf(cfg, trust)
+	if err != nil {
+		return nil, err
+	}
 	c, err := tunnel.StartClient(ctx, tunnel.ClientConfig{
-		Forwards:     forwardsOf(cfg),
-		Server:       cfg.Server,
-		Transport:    tr,
-		Secret:       secrets[0],
-		Trust:        trust,
-		Logger:       a.log,
-		DrainTimeout: cfg.DrainTimeout,
-		Dialer:       dc,
-		Meters:       a.meters,
+		Forwards:      forwardsOf(cfg),
+		Server:        cfg.Server,
+		Servers:       servers,
+		FailoverAfter: cfg.FailoverAfter,
+		Transport:     tr,
+		Secret:        secrets[0],
+		Trust:         trust,
+		Logger:        a.log,
+		DrainTimeout:  cfg.DrainTimeout,
+		Dialer:        dc,
+		Meters:        a.meters,
 	})
 	if err != nil {
 		return nil, err
@@ -505,7 +536,17 @@ func (a *Agent) startClient(ctx context.Context, cfg *config.Config, secrets []s
 			a.log.Warn("forward " + f.Name + " accepts connections from other machines too; anyone who can reach " + f.Addr.String() + " can use the tunnel (listen on 127.0.0.1 to keep it local)")
 		}
 	}
-	a.log.Info("client started", "server", cfg.Server, "transport", string(tr), "server_verified_by", trust.Describe())
+	serverWords := cfg.Server
+	if len(servers) > 1 {
+		serverWords = ""
+		for i, e := range servers {
+			if i > 0 {
+				serverWords += ","
+			}
+			serverWords += e.Address
+		}
+	}
+	a.log.Info("client started", "server", serverWords, "transport", string(tr), "server_verified_by", trust.Describe())
 	return c, nil
 }
 

@@ -83,6 +83,18 @@ func (a *Agent) Status() control.Status {
 			st.State = control.StateConnecting
 		}
 		st.OverTCP = c.OverTCP
+		if c.Server != "" {
+			st.Server = c.Server
+		}
+		st.Failovers = c.Failovers
+		for _, s := range c.Servers {
+			state := control.StateConnecting
+			if s.State == transport.StateConnected {
+				state = control.StateConnected
+			}
+			st.Servers = append(st.Servers, control.ServerStatus{Address: s.Address, State: state, Healthy: s.Healthy, Active: s.Active,
+				RTTMillis: millis(s.RTT), OverTCP: s.OverTCP, LastError: transport.Describe(s.LastError)})
+		}
 		st.RTTMillis = millis(c.RTT)
 		st.PacketsSent, st.PacketsLost = c.PacketsSent, c.PacketsLost
 		st.Loss = ratio(c.PacketsLost, c.PacketsSent)

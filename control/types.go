@@ -79,6 +79,11 @@ type Status struct {
 	// OverTCP: QUIC does not get through (UDP blocked?), and streams go
 	// over the server's TLS/TCP fallback on the same port meanwhile.
 	OverTCP bool `json:"over_tcp_fallback,omitempty"`
+	// Servers: a client with several servers, each with its health; Server
+	// is then the one new streams go to. Failovers counts moves away from
+	// a server that stopped answering.
+	Servers   []ServerStatus `json:"servers,omitempty"`
+	Failovers int64          `json:"failovers,omitempty"`
 
 	// Server: handshakes completed (secret proved), refused for a wrong
 	// secret, and client connections open now with their measurements.
@@ -127,6 +132,20 @@ type TargetStatus struct {
 	Failed    int64  `json:"failed_streams"`
 	BytesUp   int64  `json:"bytes_up"`
 	BytesDown int64  `json:"bytes_down"`
+}
+
+// ServerStatus is one server of a client with several.
+type ServerStatus struct {
+	Address string `json:"address"`
+	// State is "connected" or "connecting".
+	State State `json:"state"`
+	// Healthy: connected and answering its heartbeat; Active: new streams
+	// go to it.
+	Healthy   bool    `json:"healthy"`
+	Active    bool    `json:"active"`
+	RTTMillis float64 `json:"rtt_ms"`
+	OverTCP   bool    `json:"over_tcp_fallback,omitempty"`
+	LastError string  `json:"last_error,omitempty"`
 }
 
 // ConnStatus is one client connection as a server sees it.

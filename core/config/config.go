@@ -33,6 +33,7 @@ const (
 	MaxFileSize = 1 << 20 // bytes
 	MaxForwards = 256
 	MaxTargets  = 1024
+	MaxServers  = 16
 )
 
 // maxErrors bounds how many errors one file reports: past this many, the
@@ -79,8 +80,18 @@ type Config struct {
 	// environment, a flag, the keyring).
 	SecretFiles []string
 
-	// Server (client) is the server's host:port.
+	// Server (client) is the server's host:port; with servers, the first
+	// of them.
 	Server string
+	// Servers (client) are several servers that serve the same targets
+	// with the same secret, when the file lists them (servers:); the
+	// client uses the best healthy one and fails over between them.
+	// Empty for a file with one server.
+	Servers []ServerEntry
+	// FailoverAfter (client, with servers) is how long the server in use
+	// may stay silent before new connections go to another; 0 means the
+	// default (1 s).
+	FailoverAfter time.Duration
 	// Trust (client) says how the server's certificate is checked.
 	Trust Trust
 	// Pool (client, TCP transport) is how many connections are kept
@@ -127,6 +138,15 @@ type Trust struct {
 	// SNI is the server name to send and verify; "" means the host of
 	// Config.Server.
 	SNI string
+}
+
+// ServerEntry is one of a client's servers.
+type ServerEntry struct {
+	// Address is the server's host:port.
+	Address string
+	// Pin and SNI, if set, replace Trust's for this server (servers that
+	// each made their own certificate have a pin each).
+	Pin, SNI string
 }
 
 // Forward is one local listener of a client.

@@ -32,7 +32,24 @@ func errorCases() []errorCase {
 		manyForwards += fmt.Sprintf("  - {listen: 127.0.0.1:%d, target: t%d}\n", 10000+i, i)
 	}
 	long := strings.Repeat("x", 300)
+	manyServers := "mode: client\nforwards: [{listen: \":1\"}]\nservers:\n"
+	for i := range MaxServers + 1 {
+		manyServers += fmt.Sprintf("  - s%d.example:443\n", i)
+	}
 	return []errorCase{
+		{"server and servers", "mode: client\nserver: a:1\nservers: [b:1]\nforwards: [{listen: \":1\"}]\n",
+			[]string{"test.yaml:3: servers: set server or servers, not both"}, 1},
+		{"servers not a list", "mode: client\nservers: a:1\nforwards: [{listen: \":1\"}]\n",
+			[]string{`test.yaml:2: servers: want a list of host:port such as [vps1.example.com:443, vps2.example.com:443], got "a:1" (for one, use server)`}, 1},
+		{"servers empty", "mode: client\nservers: []\nforwards: [{listen: \":1\"}]\n",
+			[]string{"test.yaml:2: servers: empty"}, 1},
+		{"servers duplicate", "mode: client\nservers:\n  - a:1\n  - {address: a:1}\nforwards: [{listen: \":1\"}]\n",
+			[]string{`test.yaml:4: servers[1]: "a:1" is already listed at line 3`}, 1},
+		{"servers bad entries", "mode: client\nservers:\n  - a\n  - {pin: x}\n  - [a:1]\n  - {address: b:1, pn: y}\nforwards: [{listen: \":1\"}]\n",
+			[]string{`test.yaml:3: servers[0]: want host:port`, `test.yaml:4: servers[1].pin: want sha256:`, `test.yaml:4: servers[1].address: missing`,
+				`test.yaml:5: servers[2]: want host:port or a mapping with address (and pin, sni), got a list`, `test.yaml:6: servers[3].pn: unknown key; did you mean pin?`}, 5},
+		{"too many servers", manyServers, []string{fmt.Sprintf("test.yaml:3: servers: %d servers; at most %d are allowed", MaxServers+1, MaxServers)}, 1},
+		{"failover-after on a server", server + "failover-after: 1s\n", []string{"test.yaml:5: failover-after: only for mode: client"}, 1},
 		{"unknown key with suggestion", client + "secrte-file: /s\n",
 			[]string{"test.yaml:6: secrte-file: unknown key; did you mean secret-file?"}, 1},
 		{"unknown key, other spelling", client + "Drain_Timeout: 10s\n",
@@ -464,6 +481,10 @@ func TestFormatRoundTrip(t *testing.T) {
 				{Name: "ünïcødé", Listen: ":5", Target: "~"},
 				{Name: "x\u2028y", Listen: ":6", Target: "\u2029"},
 			}},
+		// Several servers, one with its own pin.
+		{Mode: ModeClient, Server: "a.example:443", File: file, Transport: "quic", FailoverAfter: 2500 * time.Millisecond,
+			Servers: []ServerEntry{{Address: "a.example:443"}, {Address: "[2001:db8::1]:443", Pin: pin, SNI: "b.example"}},
+			Forwards: []Forward{{Name: "default", Listen: "127.0.0.1:5432"}}},
 		{Mode: ModeServer, Listen: ":443", File: file, Transport: "tcp",
 			SecretFiles: []string{"/a/new", "/a/old"},
 			Targets:     []Target{{Name: "default", Address: "10.0.0.1:80"}}, DefaultTarget: "default"},

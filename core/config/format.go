@@ -32,7 +32,24 @@ func Format(c *Config) []byte {
 	}
 
 	if client {
-		if c.Server != "" {
+		switch {
+		case len(c.Servers) > 0:
+			w.entry("The servers' host:port, in order of preference: the client uses the\n"+
+				"nearest one that answers and fails over when it stops.", "servers", "")
+			for _, e := range c.Servers {
+				if e.Pin == "" && e.SNI == "" {
+					w.line("  - " + scalar(e.Address))
+					continue
+				}
+				w.line("  - address: " + scalar(e.Address))
+				w.pair(4, "pin", e.Pin)
+				w.pair(4, "sni", e.SNI)
+			}
+			if c.FailoverAfter != 0 {
+				w.entry("How long the server in use may stay silent before new connections\n"+
+					"go to another (default 1s).", "failover-after", formatDuration(c.FailoverAfter))
+			}
+		case c.Server != "":
 			w.entry("The server's host:port.", "server", scalar(c.Server))
 		}
 		if len(c.SecretFiles) > 0 && !server {

@@ -103,7 +103,7 @@ func topKeys() map[string]Mode {
 		"mode": "", "transport": "", "secret-file": "", "log": "", "state-dir": "",
 		"control": "", "metrics": "", "drain-timeout": "", "congestion": "",
 
-		"server": ModeClient, "trust": ModeClient, "pool": ModeClient, "forwards": ModeClient,
+		"server": ModeClient, "servers": ModeClient, "failover-after": ModeClient, "trust": ModeClient, "pool": ModeClient, "forwards": ModeClient,
 
 		"listen": ModeServer, "secret-files": ModeServer, "cert-file": ModeServer,
 		"key-file": ModeServer, "targets": ModeServer, "default-target": ModeServer,
@@ -440,6 +440,10 @@ func (p *parser) topValue(c *Config, kv pair) {
 
 	case "server":
 		c.Server = p.required(f, v, p.addr(f, v, true, 1, "vps.example.com:443"), "the server's host:port")
+	case "servers":
+		p.servers(c, kv)
+	case "failover-after":
+		c.FailoverAfter = p.duration(f, v)
 	case "trust":
 		p.trust(c, kv)
 	case "pool":
@@ -474,8 +478,13 @@ const backendName = "default"
 
 // checkClient checks what a client file needs as a whole.
 func (p *parser) checkClient(root *yaml.Node, at map[string]int) {
-	if _, ok := at["server"]; !ok {
-		p.add(root.Line, "server", nil, "missing; want the server's host:port, such as vps.example.com:443")
+	one, ok1 := at["server"]
+	many, ok2 := at["servers"]
+	switch {
+	case !ok1 && !ok2:
+		p.add(root.Line, "server", nil, "missing; want the server's host:port, such as vps.example.com:443 (or servers: a list of them)")
+	case ok1 && ok2:
+		p.add(max(one, many), "servers", nil, "set server or servers, not both")
 	}
 	if _, ok := at["forwards"]; !ok {
 		p.add(root.Line, "forwards", nil, "missing; want a list of forwards such as [{listen: 127.0.0.1:5432, target: db}]")
@@ -551,6 +560,85 @@ func (p *parser) mapping(kv pair, want string) []pair {
 	default:
 		p.add(v.Line, kv.path, nil, "want %s, got %s", want, describe(v))
 		return nil
+	}
+}
+
+// servers reads a client's list of servers: each a host:port, or a
+// mapping with address and its own pin or sni.
+func (p *parser) servers(c *Config, kv pair) {
+	v := kv.val
+	switch {
+	case v.Kind == yaml.AliasNode:
+		return
+	case isNull(v) || v.Kind == yaml.SequenceNode && len(v.Content) == 0:
+		p.add(kv.key.Line, kv.path, nil, "empty; want a list of host:port such as [vps1.example.com:443, vps2.example.com:443]")
+		return
+	case v.Kind != yaml.SequenceNode:
+		p.add(v.Line, kv.path, nil, "want a list of host:port such as [vps1.example.com:443, vps2.example.com:443], got %s (for one, use server)", describe(v))
+		return
+	}
+	items := v.Content
+	if len(items) > MaxServers {
+		p.add(kv.key.Line, kv.path, nil, "%d servers; at most %d are allowed", len(items), MaxServers)
+		items = items[:MaxServers]
+	}
+	seen := map[string]int{} // address -> line
+	for i, it := range items {
+		f := fmt.Sprintf("%s[%d]", kv.path, i)
+		var e ServerEntry
+		switch it.Kind {
+		case yaml.AliasNode:
+			continue
+		case yaml.ScalarNode:
+			e.Address = p.required(f, it, p.addr(f, it, true, 1, "vps.example.com:443"), "the server's host:port")
+		case yaml.MappingNode:
+			hasAddr := false
+			for _, kv := range p.pairs(it, f) {
+				switch kv.name {
+				case "address":
+					hasAddr = true
+					e.Address = p.required(kv.path, kv.val, p.addr(kv.path, kv.val, true, 1, "vps.example.com:443"), "the server's host:port")
+				case "pin":
+					s := p.text(kv.path, kv.val)
+					if s == "" {
+						continue
+					}
+					pin, err := cert.ParsePin(s)
+					if err != nil {
+						p.add(kv.val.Line, kv.path, err, "want sha256: and 64 hex digits (the SHA-256 of the server's certificate), got %s", describe(kv.val))
+						continue
+					}
+					e.Pin = pin.String()
+				case "sni":
+					s := p.text(kv.path, kv.val)
+					if strings.ContainsAny(s, " /") {
+						p.add(kv.val.Line, kv.path, nil, "want a server name such as vps.example.com, got %s", describe(kv.val))
+						continue
+					}
+					e.SNI = s
+				default:
+					p.unknown(kv, []string{"address", "pin", "sni"})
+				}
+			}
+			if !hasAddr {
+				p.add(it.Line, f+".address", nil, "missing; want the server's host:port, such as vps.example.com:443")
+			}
+		default:
+			p.add(it.Line, f, nil, "want host:port or a mapping with address (and pin, sni), got %s", describe(it))
+			continue
+		}
+		if e.Address == "" {
+			continue
+		}
+		if first, dup := seen[e.Address]; dup {
+			p.add(it.Line, f, nil, "%q is already listed at line %d", e.Address, first)
+			continue
+		}
+		seen[e.Address] = it.Line
+		c.Servers = append(c.Servers, e)
+	}
+	if len(c.Servers) > 0 {
+		c.Server = c.Servers[0].Address
 	}
 }
 

@@ -14,6 +14,8 @@ func FuzzParseStreamRequest(f *testing.F) {
 	f.Add([]byte("\x01\x01\x05a\nb"))
 	f.Add([]byte("\x02\x01\x00"))
 	f.Add([]byte("\x01\x01\xff"))
+	f.Add([]byte("\x01\x02\x00\x07"))
+	f.Add([]byte("\x01\x02\x02db"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, n, err := ParseStreamRequest(b)
 		if err != nil {

@@ -12,6 +12,10 @@
 //	AuthResponse     (server -> client): version | status | proof[32] (proof only if status is AuthOK)
 //	StreamRequest  (client -> server, first bytes of a stream): version | command | len | target[len]
 //	StreamResponse (server -> client, first bytes back):        version | status  | len | message[len]
+//
+// A heartbeat stream (CmdHeartbeat, no target) then carries single bytes
+// that the server echoes: a client with several servers measures each one
+// and notices a dead one within a second (see transport.MultiDialer).
 package proto
 
 import (
@@ -114,6 +118,9 @@ type Command byte
 const (
 	// CmdConnect asks the server to connect the stream to a TCP target.
 	CmdConnect Command = 1
+	// CmdHeartbeat asks the server to echo every byte the client sends on
+	// the stream, for as long as it stays open; it names no target.
+	CmdHeartbeat Command = 2
 )
 
 // StreamRequest opens a tunneled stream.
@@ -308,8 +315,11 @@ func AppendStreamRequest(b []byte, r StreamRequest) ([]byte, error) {
 	if len(r.Target) > MaxTargetLen {
 		return b, fmt.Errorf("target name is %d bytes, longer than %d: %w", len(r.Target), MaxTargetLen, ErrMalformed)
 	}
-	if r.Command != CmdConnect {
+	if r.Command != CmdConnect && r.Command != CmdHeartbeat {
 		return b, fmt.Errorf("unknown command %d: %w", r.Command, ErrMalformed)
+	}
+	if r.Command == CmdHeartbeat && r.Target != "" {
+		return b, fmt.Errorf("a heartbeat names no target: %w", ErrMalformed)
 	}
 	if !validName([]byte(r.Target)) {
 		return b, fmt.Errorf("target name has control characters: %w", ErrMalformed)
@@ -342,10 +352,13 @@ func ParseStreamRequest(b []byte) (StreamRequest, int, error) {
 		return StreamRequest{}, 0, ErrVersion
 	}
 	cmd := Command(b[1])
-	if cmd != CmdConnect {
+	if cmd != CmdConnect && cmd != CmdHeartbeat {
 		return StreamRequest{}, 0, fmt.Errorf("unknown command %d: %w", cmd, ErrMalformed)
 	}
 	n := int(b[2])
+	if cmd == CmdHeartbeat && n != 0 {
+		return StreamRequest{}, 0, fmt.Errorf("a heartbeat names no target: %w", ErrMalformed)
+	}
 	if len(b) < 3+n {
 		return StreamRequest{}, 0, io.ErrUnexpectedEOF
 	}

@@ -103,17 +103,19 @@ func TestStreamRequestRoundTrip(t *testing.T) {
 	tests := []struct {
 		name   string
 		target string
+		cmd    Command
 	}{
-		{"default backend", ""},
-		{"name", "db"},
-		{"host port", "10.0.0.1:5432"},
-		{"utf8", "bücher.example:443"},
-		{"space and tilde", "a b~"},
-		{"max length", strings.Repeat("x", MaxTargetLen)},
+		{"default backend", "", CmdConnect},
+		{"name", "db", CmdConnect},
+		{"host port", "10.0.0.1:5432", CmdConnect},
+		{"utf8", "bücher.example:443", CmdConnect},
+		{"space and tilde", "a b~", CmdConnect},
+		{"max length", strings.Repeat("x", MaxTargetLen), CmdConnect},
+		{"heartbeat", "", CmdHeartbeat},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			in := StreamRequest{Command: CmdConnect, Target: tt.target}
+			in := StreamRequest{Command: tt.cmd, Target: tt.target}
 			b, err := AppendStreamRequest(nil, in)
 			if err != nil {
 				t.Fatalf("AppendStreamRequest: %v", err)
@@ -197,9 +199,10 @@ func TestAppendStreamRequestRefuses(t *testing.T) {
 		req  StreamRequest
 	}{
 		{"target too long", StreamRequest{Command: CmdConnect, Target: strings.Repeat("x", MaxTargetLen+1)}},
+		{"heartbeat with a target", StreamRequest{Command: CmdHeartbeat, Target: "db"}},
 		{"target far too long", StreamRequest{Command: CmdConnect, Target: strings.Repeat("x", 4096)}},
 		{"zero command", StreamRequest{Command: 0, Target: "db"}},
-		{"unknown command", StreamRequest{Command: 2, Target: "db"}},
+		{"unknown command", StreamRequest{Command: 3, Target: "db"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,7 +291,8 @@ func TestParseStreamRequestErrors(t *testing.T) {
 		{"target missing", []byte{Version, byte(CmdConnect), 255}, io.ErrUnexpectedEOF},
 		{"wrong version", []byte{2, byte(CmdConnect), 0}, ErrVersion},
 		{"version zero", []byte{0, byte(CmdConnect), 0}, ErrVersion},
-		{"unknown command", []byte{Version, 2, 0}, ErrMalformed},
+		{"unknown command", []byte{Version, 3, 0}, ErrMalformed},
+		{"heartbeat with a target", []byte{Version, byte(CmdHeartbeat), 2, 'd', 'b'}, ErrMalformed},
 		{"command zero", []byte{Version, 0, 2, 'd', 'b'}, ErrMalformed},
 		{"newline in target", []byte{Version, byte(CmdConnect), 3, 'd', '\n', 'b'}, ErrMalformed},
 		{"NUL in target", []byte{Version, byte(CmdConnect), 1, 0}, ErrMalformed},

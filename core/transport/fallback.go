@@ -171,3 +171,10 @@ func (f *FallbackDialer) Changed() <-chan struct{} { return f.changes.wait() }
 func (f *FallbackDialer) Migrate(ctx context.Context) (Migration, error) {
 	return f.quic.Migrate(ctx)
 }
+
+// Drop closes the QUIC connection and the TLS/TCP pool (see
+// QUICDialer.Drop).
+func (f *FallbackDialer) Drop(reason string) {
+	f.quic.Drop(reason)
+	f.tcp.Drop(reason)
+}

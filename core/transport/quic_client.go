@@ -553,6 +553,18 @@ func (d *QUICDialer) authError(err error) error {
 	return fmt.Errorf("authenticate with %s: %w", d.cfg.Server, err)
 }
 
+// Drop closes the current connection as if it were lost: its streams fail
+// and Run connects again. A MultiDialer drops a server that stopped
+// answering, rather than wait for QUIC's idle timeout.
+func (d *QUICDialer) Drop(reason string) {
+	d.mu.Lock()
+	conn := d.conn
+	d.mu.Unlock()
+	if conn != nil {
+		_ = conn.CloseWithError(quic.ApplicationErrorCode(proto.CodeProtocol), reason)
+	}
+}
+
 // Open implements Dialer.
 func (d *QUICDialer) Open(ctx context.Context) (Stream, error) {
 	return d.open(ctx, false)

@@ -59,6 +59,15 @@ type Status struct {
 	// packets, and those declared lost (zero in TCP mode: the kernel keeps
 	// that to itself).
 	PacketsSent, PacketsLost uint64
+	// Server is the address new streams go to, for a client with several
+	// servers (MultiDialer); "" otherwise or when none is healthy.
+	Server string
+	// Servers lists each server of a client with several, in the order
+	// configured; nil for one.
+	Servers []ServerStatus
+	// Failovers counts moves of new streams away from a server that stopped
+	// answering (MultiDialer).
+	Failovers int64
 }
 
 // ServerStats counts a Server's peers.

@@ -212,6 +212,19 @@ func (d *TCPDialer) take() *pooledConn {
 	}
 }
 
+// Drop closes the pooled connections, which Run then makes again (see
+// QUICDialer.Drop); streams already handed out are their users' to end.
+func (d *TCPDialer) Drop(string) {
+	d.mu.Lock()
+	idle := d.idle
+	d.idle = nil
+	d.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.raw.Close()
+	}
+	d.kick()
+}
+
 // Open implements Dialer.
 func (d *TCPDialer) Open(ctx context.Context) (Stream, error) {
 	if pc := d.take(); pc != nil {

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -61,6 +62,15 @@ func (f Forward) withDefaults() Forward {
 	return f
 }
 
+// Endpoint is one of a client's servers.
+type Endpoint struct {
+	// Address is the server's host:port.
+	Address string
+	// Trust, if set, replaces ClientConfig.Trust for this server (its own
+	// pin, say).
+	Trust *transport.Trust
+}
+
 // ClientConfig configures a Client. Zero values mean the documented defaults.
 type ClientConfig struct {
 	// Forwards are the local listeners; all share one connection to the
@@ -69,8 +79,18 @@ type ClientConfig struct {
 	// Listen and Target are shorthand for a single forward (the design
 	// document's -listen); used only if Forwards is empty.
 	Listen, Target string
-	// Server is the QTunnel server's host:port.
+	// Server is the QTunnel server's host:port; used only if Servers is
+	// empty.
 	Server string
+	// Servers are several servers that serve the same targets with the
+	// same secret: the client keeps a connection to each, measures them,
+	// sends new streams to the best healthy one and fails over when it
+	// stops answering (transport.MultiDialer).
+	Servers []Endpoint
+	// FailoverAfter is how long the server in use may stay silent before
+	// new streams go to another (with Servers); default 1 s (see
+	// transport.MultiConfig).
+	FailoverAfter time.Duration
 	// Transport defaults to TransportTCP, as in the design document; QUIC
 	// is chosen explicitly.
 	Transport Transport
@@ -142,26 +162,10 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConf, err := transport.ClientTLSConfig(cfg.Trust, cfg.Server)
-	if err != nil {
-		return nil, err
+	if len(cfg.Servers) == 0 {
+		cfg.Servers = []Endpoint{{Address: cfg.Server}}
 	}
-	dc := cfg.Dialer
-	dc.Server, dc.TLS, dc.Secret, dc.Logger = cfg.Server, tlsConf, cfg.Secret, cfg.Logger
-	dc.CertVerified = cfg.Trust.Pin != nil || cfg.Trust.CA
-	var dialer transport.Dialer
-	switch cfg.Transport {
-	case TransportQUIC:
-		if dc.NoTCPFallback {
-			dialer, err = transport.NewQUICDialer(dc)
-		} else {
-			dialer, err = transport.NewFallbackDialer(dc)
-		}
-	case TransportTCP:
-		dialer, err = transport.NewTCPDialer(dc)
-	default:
-		return nil, fmt.Errorf("unknown transport %q (want %q or %q)", cfg.Transport, TransportQUIC, TransportTCP)
-	}
+	dialer, err := newDialer(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +183,61 @@ func StartClient(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	}
 	go c.run(ctx) // #nosec G118 -- run gets ctx; the streams' and dialer's contexts are stopped by run itself after draining
 	return c, nil
+}
+
+// newDialer makes the dialer for cfg's servers: one server's own, or a
+// MultiDialer over one for each.
+func newDialer(cfg ClientConfig) (transport.Dialer, error) {
+	var eps []transport.Endpoint
+	seen := make(map[string]bool, len(cfg.Servers))
+	for i, ep := range cfg.Servers {
+		if seen[ep.Address] {
+			return nil, fmt.Errorf("server %s is listed twice", ep.Address)
+		}
+		seen[ep.Address] = true
+		trust := cfg.Trust
+		if ep.Trust != nil {
+			trust = *ep.Trust
+		}
+		dc := cfg.Dialer
+		if dc.SessionFile != "" && len(cfg.Servers) > 1 {
+			// Each dialer keeps its own file: they would overwrite one.
+			dc.SessionFile += "." + strconv.Itoa(i+1)
+		}
+		d, err := serverDialer(cfg, dc, ep.Address, trust)
+		if err != nil {
+			if len(cfg.Servers) > 1 {
+				err = fmt.Errorf("server %s: %w", ep.Address, err)
+			}
+			return nil, err
+		}
+		eps = append(eps, transport.Endpoint{Address: ep.Address, Dialer: d})
+	}
+	if len(eps) == 1 {
+		return eps[0].Dialer, nil
+	}
+	return transport.NewMultiDialer(transport.MultiConfig{FailoverAfter: cfg.FailoverAfter, ConnectWait: cfg.Dialer.ConnectWait,
+		Logger: cfg.Logger}, eps)
+}
+
+// serverDialer makes the dialer for one server.
+func serverDialer(cfg ClientConfig, dc transport.DialerConfig, server string, trust transport.Trust) (transport.Dialer, error) {
+	tlsConf, err := transport.ClientTLSConfig(trust, server)
+	if err != nil {
+		return nil, err
+	}
+	dc.Server, dc.TLS, dc.Secret, dc.Logger = server, tlsConf, cfg.Secret, cfg.Logger
+	dc.CertVerified = trust.Pin != nil || trust.CA
+	switch cfg.Transport {
+	case TransportQUIC:
+		if dc.NoTCPFallback {
+			return transport.NewQUICDialer(dc)
+		}
+		return transport.NewFallbackDialer(dc)
+	case TransportTCP:
+		return transport.NewTCPDialer(dc)
+	}
+	return nil, fmt.Errorf("unknown transport %q (want %q or %q)", cfg.Transport, TransportQUIC, TransportTCP)
 }
 
 // checkForwards fills defaults and refuses what cannot work together.

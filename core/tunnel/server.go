@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"slices"
@@ -260,7 +261,7 @@ func (s *Server) run(ctx context.Context) {
 		defer cancel()
 		stop := context.AfterFunc(streamCtx, cancel)
 		defer stop()
-		s.serve(hctx, st, p)
+		s.serve(hctx, ctx.Done(), st, p)
 	})
 	if err != nil {
 		s.err = err
@@ -279,7 +280,8 @@ func (s *Server) run(ctx context.Context) {
 }
 
 // serve reads a stream's request, connects the allowed backend and relays.
-func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Peer) {
+// stopping is closed when the server stops taking new streams.
+func (s *Server) serve(ctx context.Context, stopping <-chan struct{}, st transport.Stream, p transport.Peer) {
 	start := time.Now()
 	log := s.cfg.Logger.With("peer", p.Addr.String())
 	_ = st.SetReadDeadline(time.Now().Add(s.cfg.HeaderTimeout))
@@ -290,6 +292,10 @@ func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Pee
 		return
 	}
 	_ = st.SetReadDeadline(time.Time{})
+	if req.Command == proto.CmdHeartbeat {
+		s.heartbeat(ctx, stopping, st)
+		return
+	}
 
 	if s.relays.Add(1) > int64(s.cfg.MaxRelays) {
 		s.relays.Add(-1)
@@ -337,6 +343,54 @@ func (s *Server) serve(ctx context.Context, st transport.Stream, p transport.Pee
 	}
 	log.Debug("connection closed", "target", target.Name, "up", res.AToB, "down", res.BToA,
 		"duration", time.Since(start), "err", res.Err)
+}
+
+// heartbeatIdle ends a heartbeat stream on which the client has sent
+// nothing for this long (it sends several a second).
+const heartbeatIdle = time.Minute
+
+// heartbeat answers a heartbeat stream and echoes what the client sends,
+// a few bytes at a time, until the client closes it or the server stops
+// taking streams: the end of the heartbeat then tells a client with other
+// servers to send its new streams there, before the drain is over.
+func (s *Server) heartbeat(ctx context.Context, stopping <-chan struct{}, st transport.Stream) {
+	end := func() { relay.Abort(st) }
+	stop := context.AfterFunc(ctx, end)
+	defer stop()
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() {
+		select {
+		case <-stopping:
+			end()
+		case <-stopWatch:
+		}
+	}()
+	_ = st.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := st.Write(proto.AppendStreamResponse(nil, proto.StreamResponse{Status: proto.StatusOK})); err != nil {
+		st.Abort()
+		return
+	}
+	var buf [16]byte
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(heartbeatIdle))
+		n, err := st.Read(buf[:])
+		if n > 0 {
+			_ = st.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if _, werr := st.Write(buf[:n]); werr != nil {
+				st.Abort()
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = st.Close()
+			} else {
+				st.Abort()
+			}
+			return
+		}
+	}
 }
 
 // allowed maps a requested target name to a target the server allows.
