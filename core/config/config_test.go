@@ -483,7 +483,7 @@ func TestFormatRoundTrip(t *testing.T) {
 			}},
 		// Several servers, one with its own pin.
 		{Mode: ModeClient, Server: "a.example:443", File: file, Transport: "quic", FailoverAfter: 2500 * time.Millisecond,
-			Servers: []ServerEntry{{Address: "a.example:443"}, {Address: "[2001:db8::1]:443", Pin: pin, SNI: "b.example"}},
+			Servers:  []ServerEntry{{Address: "a.example:443"}, {Address: "[2001:db8::1]:443", Pin: pin, SNI: "b.example"}},
 			Forwards: []Forward{{Name: "default", Listen: "127.0.0.1:5432"}}},
 		{Mode: ModeServer, Listen: ":443", File: file, Transport: "tcp",
 			SecretFiles: []string{"/a/new", "/a/old"},
