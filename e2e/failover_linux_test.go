@@ -45,6 +45,7 @@ func testFailoverInLab(t *testing.T, quic bool) {
 	controlPath := filepath.Join(t.TempDir(), "control.sock")
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+first+","+second, "-clientmode=true", modeFlag(quic),
 		"-secret-file="+secretPath, "-control="+controlPath)
+	client.waitLog(`msg="client started"`, 20*time.Second)
 	status := func() control.Status {
 		t.Helper()
 		code, out, errOut := runQT(t, nil, "status", "-json", "-control="+controlPath)
@@ -163,6 +164,7 @@ func testFailoverInLab(t *testing.T, quic bool) {
 		t.Errorf("status after the kill: server %q, %d failovers; want %s, 1", st.Server, st.Failovers, other)
 	}
 	code, out, _ := runQT(t, nil, "status", "-control="+controlPath)
+	t.Logf("qtunnel status after the failover:\n%s", out)
 	if code != 0 || !regexp.MustCompile(regexp.QuoteMeta(other)+` +in use`).MatchString(out) || !strings.Contains(out, "failovers") {
 		t.Errorf("qtunnel status (exit %d) does not show the failover:\n%s", code, out)
 	}

@@ -172,8 +172,8 @@ func (m *MultiDialer) failAfter(mb *member) time.Duration {
 	return max(m.cfg.FailoverAfter, 3*rtt+100*time.Millisecond)
 }
 
-// errSilent ends a heartbeat that went unanswered too long.
-var errSilent = errors.New("the server stopped answering its heartbeat")
+// ErrSilent: a server of a MultiDialer stopped answering its heartbeat.
+var ErrSilent = errors.New("the server stopped answering its heartbeat")
 
 // beat keeps a heartbeat stream open to mb while it is connected.
 func (m *MultiDialer) beat(ctx context.Context, mb *member) {
@@ -296,13 +296,13 @@ func (m *MultiDialer) heartbeat(ctx context.Context, mb *member) error {
 			m.cfg.Logger.Warn("server stopped answering; new connections go to another server", "server", mb.addr, "silent_for", silence.Round(time.Millisecond))
 			m.mu.Lock()
 			mb.heard = false
-			mb.lastErr = errSilent
+			mb.lastErr = ErrSilent
 			m.chooseLocked()
 			m.mu.Unlock()
 			m.changes.notify()
 		}
 		if silence >= 3*limit && m.giveUp(mb) {
-			return errSilent
+			return ErrSilent
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -216,6 +216,8 @@ func Describe(err error) string {
 		return "the server does not speak QTunnel: a wrong port, or the two ends use different transports (-quic)"
 	case errors.As(err, &dnsErr):
 		return "cannot find the server's address: " + dnsErr.Error()
+	case errors.Is(err, ErrSilent):
+		return "the server stopped answering (no heartbeat for longer than failover-after)"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "the server refused the connection: nothing listens on that port"
 	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
