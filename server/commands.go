@@ -197,6 +197,31 @@ func cmdSetSecret(ctx context.Context, args []string, stdout, _ io.Writer, _ fun
 	return nil
 }
 
+// serverWords describes one of a client's several servers.
+func serverWords(s control.ServerStatus) string {
+	var w string
+	switch {
+	case s.Active:
+		w = "in use"
+	case s.Healthy:
+		w = "standby"
+	case s.State == control.StateConnected:
+		w = "not answering"
+	default:
+		w = "connecting"
+	}
+	if s.Healthy && s.RTTMillis > 0 {
+		w += fmt.Sprintf(", rtt %.1f ms", s.RTTMillis)
+	}
+	if s.OverTCP {
+		w += ", on the TLS/TCP fallback"
+	}
+	if !s.Healthy && s.LastError != "" {
+		w += ": " + s.LastError
+	}
+	return w
+}
+
 // printStatus writes st for a person.
 func printStatus(w io.Writer, st control.Status, now time.Time) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
@@ -217,6 +242,12 @@ func printStatus(w io.Writer, st control.Status, now time.Time) {
 			}
 		}
 		fmt.Fprintf(tw, "  server\t%s\n", line)
+		for _, s := range st.Servers {
+			fmt.Fprintf(tw, "    %s\t%s\n", s.Address, serverWords(s))
+		}
+		if st.Failovers > 0 {
+			fmt.Fprintf(tw, "  failovers\t%d\n", st.Failovers)
+		}
 		fmt.Fprintf(tw, "  connects\t%d (%d reconnects, %d moves to a new network path)\n", st.Connects, st.Reconnects, st.Migrations)
 	} else {
 		fmt.Fprintf(tw, "  listen\t%s over %s\n", st.Listen, st.Transport)

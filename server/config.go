@@ -61,7 +61,13 @@ func override(cfg *config.Config, o *options, set map[string]bool) {
 	}
 	if given("backend") && o.backend != "" {
 		if client {
-			cfg.Server = o.backend
+			cfg.Server, cfg.Servers = o.backend, nil
+			if addrs := strings.Split(o.backend, ","); len(addrs) > 1 {
+				cfg.Server = addrs[0]
+				for _, a := range addrs {
+					cfg.Servers = append(cfg.Servers, config.ServerEntry{Address: a})
+				}
+			}
 		} else {
 			setDefaultTarget(cfg, o.backend)
 		}

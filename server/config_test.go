@@ -61,6 +61,17 @@ func TestBuildConfig(t *testing.T) {
 				t.Errorf("%+v", c)
 			}
 		}},
+		{name: "-backend lists a client's servers", args: []string{"-listen=127.0.0.1:8080", "-backend=a.example:443,[2001:db8::1]:443", "-clientmode=true"}, check: func(t *testing.T, c *config.Config) {
+			want := []config.ServerEntry{{Address: "a.example:443"}, {Address: "[2001:db8::1]:443"}}
+			if c.Server != "a.example:443" || !reflect.DeepEqual(c.Servers, want) {
+				t.Errorf("server %q, servers %+v", c.Server, c.Servers)
+			}
+		}},
+		{name: "-backend with one server replaces a file's list", args: []string{"-config=" + write("many.yaml", "mode: client\nservers: [a:1, b:2]\nforwards: [{listen: \":1\"}]\n"), "-backend=b.example:8443"}, check: func(t *testing.T, c *config.Config) {
+			if c.Server != "b.example:8443" || c.Servers != nil {
+				t.Errorf("server %q, servers %+v", c.Server, c.Servers)
+			}
+		}},
 		{name: "flags alone: server", args: []string{"-listen=:443", "-backend=internal:80"}, check: func(t *testing.T, c *config.Config) {
 			if c.Mode != config.ModeServer || c.Listen != ":443" || c.Transport != "tcp" || c.DefaultTarget != "default" || len(c.Targets) != 1 {
 				t.Errorf("%+v", c)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qtunnel/qtunnel/core/cert"
+	"github.com/qtunnel/qtunnel/core/config"
 	"github.com/qtunnel/qtunnel/core/transport"
 	"github.com/qtunnel/qtunnel/core/tunnel"
 )
@@ -86,7 +87,7 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs := flag.NewFlagSet("qtunnel", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.listen, "listen", "", "`address` to accept on: the tunnel port (server) or the local TCP port (client), e.g. :443, 127.0.0.1:8080, [::1]:8080")
-	fs.StringVar(&o.backend, "backend", "", "`address` to forward to: the backend (server) or the QTunnel server (client), host:port")
+	fs.StringVar(&o.backend, "backend", "", "`address` to forward to: the backend (server) or the QTunnel server (client), host:port; a client may list several, comma-separated, to use the nearest and fail over between")
 	fs.BoolVar(&o.clientMode, "clientmode", false, "run as the client (default: server)")
 	fs.BoolVar(&o.useQUIC, "quic", false, "carry streams over QUIC (UDP) instead of TLS over TCP; both ends must agree")
 	fs.StringVar(&o.secret, "secret", "", "the shared `secret` (visible to other users in ps: prefer -secret-file or QTUNNEL_SECRET)")
@@ -182,6 +183,29 @@ func (o *options) checkText() error {
 	return nil
 }
 
+// checkBackend checks -backend: one address, or for a client several,
+// comma-separated, to fail over between.
+func (o *options) checkBackend() error {
+	addrs := strings.Split(o.backend, ",")
+	if len(addrs) > 1 && !o.clientMode {
+		return usagef("-backend=%q: a server forwards to one backend (several targets go in a -config file)", o.backend)
+	}
+	if len(addrs) > config.MaxServers {
+		return usagef("-backend: %d servers; at most %d are allowed", len(addrs), config.MaxServers)
+	}
+	seen := map[string]bool{}
+	for _, a := range addrs {
+		if err := checkAddr("-backend", a, false); err != nil {
+			return err
+		}
+		if seen[a] {
+			return usagef("-backend: %s is listed twice", a)
+		}
+		seen[a] = true
+	}
+	return nil
+}
+
 // checkRole refuses flags of the other role (with -config, the file says
 // which role; flags of the other one are then ignored).
 func (o *options) checkRole() error {
@@ -210,7 +234,7 @@ func (o *options) checkCommon() error {
 		}
 	}
 	if o.backend != "" {
-		if err := checkAddr("-backend", o.backend, false); err != nil {
+		if err := o.checkBackend(); err != nil {
 			return err
 		}
 	}
