@@ -47,6 +47,18 @@ var (
 	descMigrations = prometheus.NewDesc("qtunnel_migrations_total",
 		"Moves of the QUIC connection to a new network path (a network change, or on request).",
 		nil, nil)
+	descFailovers = prometheus.NewDesc("qtunnel_failovers_total",
+		"Moves of new streams away from a server that stopped answering (a client with several servers).",
+		nil, nil)
+	descServerHealthy = prometheus.NewDesc("qtunnel_server_healthy",
+		"1 if the server is connected and answers its heartbeat, by server (a client with several servers).",
+		[]string{"server"}, nil)
+	descServerInUse = prometheus.NewDesc("qtunnel_server_in_use",
+		"1 for the server new streams go to, by server (a client with several servers).",
+		[]string{"server"}, nil)
+	descServerRTT = prometheus.NewDesc("qtunnel_server_rtt_seconds",
+		"Smoothed heartbeat round trip of a healthy server, by server (a client with several servers).",
+		[]string{"server"}, nil)
 	descRTT = prometheus.NewDesc("qtunnel_rtt_seconds",
 		"Smoothed round-trip time of the current connection; absent until measured.",
 		nil, nil)
@@ -112,7 +124,7 @@ var (
 var allDescs = []*prometheus.Desc{
 	descInfo, descUp, descState, descBytes,
 	descStreamsActive, descStreams, descStreamsFailed, descRelayErrors,
-	descConnects, descReconnects, descMigrations, descRTT, descPacketsSent, descPacketsLost, descLoss,
+	descConnects, descReconnects, descMigrations, descFailovers, descServerHealthy, descServerInUse, descServerRTT, descRTT, descPacketsSent, descPacketsLost, descLoss,
 	descForwardBytes, descForwardActive, descForwardStreams, descForwardFailed,
 	descHandshakes, descAuthFailures, descWebVisitors, descRefused, descConnsActive, descConnRTT, descConnLoss,
 	descTargetBytes, descTargetActive, descTargetStreams, descTargetFailed,
@@ -174,6 +186,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		e.counter(descConnects, float64(st.Connects))
 		e.counter(descReconnects, float64(st.Reconnects))
 		e.counter(descMigrations, float64(st.Migrations))
+		if len(st.Servers) > 0 {
+			e.counter(descFailovers, float64(st.Failovers))
+		}
+		for _, srv := range st.Servers {
+			e.gauge(descServerHealthy, boolFloat(srv.Healthy), srv.Address)
+			e.gauge(descServerInUse, boolFloat(srv.Active), srv.Address)
+			if srv.Healthy && srv.RTTMillis > 0 {
+				e.gauge(descServerRTT, srv.RTTMillis/1000, srv.Address)
+			}
+		}
 		// RTT and loss are unknown, not zero, until measured: a 0 would
 		// draw as a perfect link.
 		if st.RTTMillis > 0 {

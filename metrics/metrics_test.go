@@ -175,6 +175,14 @@ func TestHandlerValues(t *testing.T) {
 	}
 	// A server stopped with qtunnel down, and one in a state this
 	// package does not know yet.
+	// A client with two servers, after a failover to the second.
+	multi := control.Status{
+		Role: control.RoleClient, Version: "dev", State: control.StateConnected, Transport: "quic", Failovers: 1,
+		Servers: []control.ServerStatus{
+			{Address: "a.example:443", State: control.StateConnected, RTTMillis: 12},
+			{Address: "b.example:443", State: control.StateConnected, Healthy: true, Active: true, RTTMillis: 40},
+		},
+	}
 	srvOff := control.Status{Role: control.RoleServer, Version: "dev", State: control.StateOff, Transport: "quic"}
 	srvNew := control.Status{Role: control.RoleServer, Version: "dev", State: "draining", Transport: "quic"}
 
@@ -214,6 +222,31 @@ func TestHandlerValues(t *testing.T) {
 			{"qtunnel_forward_streams_total", "forward=web", 401},
 			{"qtunnel_forward_streams_failed_total", "forward=ssh", 10},
 			{"qtunnel_forward_streams_failed_total", "forward=web", 7},
+		}},
+		{"client with several servers", multi, []sample{
+			{"qtunnel_info", "role=client,transport=quic,version=dev", 1},
+			{"qtunnel_up", "", 1},
+			{"qtunnel_state", "state=off", 0},
+			{"qtunnel_state", "state=connecting", 0},
+			{"qtunnel_state", "state=connected", 1},
+			{"qtunnel_state", "state=error", 0},
+			{"qtunnel_transferred_bytes_total", "direction=up", 0},
+			{"qtunnel_transferred_bytes_total", "direction=down", 0},
+			{"qtunnel_streams_active", "", 0},
+			{"qtunnel_streams_total", "", 0},
+			{"qtunnel_streams_failed_total", "", 0},
+			{"qtunnel_connects_total", "", 0},
+			{"qtunnel_reconnects_total", "", 0},
+			{"qtunnel_migrations_total", "", 0},
+			{"qtunnel_failovers_total", "", 1},
+			{"qtunnel_server_healthy", "server=a.example:443", 0},
+			{"qtunnel_server_healthy", "server=b.example:443", 1},
+			{"qtunnel_server_in_use", "server=a.example:443", 0},
+			{"qtunnel_server_in_use", "server=b.example:443", 1},
+			// Only a healthy server's round trip: a silent one's is stale.
+			{"qtunnel_server_rtt_seconds", "server=b.example:443", 0.04},
+			{"qtunnel_packets_sent_total", "", 0},
+			{"qtunnel_packets_lost_total", "", 0},
 		}},
 		{"client connecting", connecting, []sample{
 			{"qtunnel_info", "role=client,transport=tcp,version=dev", 1},
