@@ -42,6 +42,12 @@ type options struct {
 	configFile, checkConfig string
 	control, metrics        string
 	masquerade              string
+
+	// -install-service and friends (service.go); serviceArgs is the
+	// service's command line, made by run from the parsed flags.
+	installService, uninstallService bool
+	serviceName, serviceAction       string
+	serviceArgs                      []string
 }
 
 const usageHead = `qtunnel carries TCP connections through an encrypted tunnel, over QUIC or
@@ -57,6 +63,8 @@ Usage:
   qtunnel import LINK [-config=FILE]          write a client configuration from a link
   qtunnel -generate-secret [-secret-file=PATH]
   qtunnel -generate-cert [-cert-file=server.crt -key-file=server.key]
+  qtunnel -install-service -config=FILE | FLAGS   install a system service running the rest (root)
+  qtunnel -uninstall-service | -service=start|stop|restart|status   [-service-name=NAME]
 
 Examples:
   # on the server: accept QUIC on UDP 443, forward to an internal web server
@@ -112,6 +120,10 @@ func newFlagSet(o *options) *flag.FlagSet {
 	fs.StringVar(&o.checkConfig, "check-config", "", "check the configuration `file`, print what it sets up or every error with its line, and exit")
 	fs.StringVar(&o.control, "control", "", "control socket `path` for qtunnel status/up/down/reload (default: a per-user path; off: none)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://`address`/metrics, e.g. 127.0.0.1:9100")
+	fs.BoolVar(&o.installService, "install-service", false, "install a system service (systemd, System V init or launchd; root) that runs qtunnel with the other flags given, paths made absolute; never with -secret: the secret comes from -secret-file or the configuration's secret-file")
+	fs.BoolVar(&o.uninstallService, "uninstall-service", false, "stop and remove the system service -install-service installed")
+	fs.StringVar(&o.serviceName, "service-name", "qtunnel", "the system service's `name`, with -install-service, -uninstall-service and -service")
+	fs.StringVar(&o.serviceAction, "service", "", "`action` on the system service -install-service installed: start, stop, restart or status")
 	fs.StringVar(&o.masquerade, "masquerade", "", "server: the web `site` shown to peers without the secret: default (a built-in page), off, an https:// site to proxy, or a directory of files")
 	return fs
 }
@@ -133,6 +145,9 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 // check validates the options against each other.
 func (o *options) check() error {
+	if done, err := o.checkServiceFlags(); done || err != nil {
+		return err
+	}
 	if o.generateSecret || o.generateCert || o.version || o.checkConfig != "" {
 		return nil
 	}

@@ -77,6 +77,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 2
 	}
 	err := o.check()
+	if err == nil && o.installService {
+		var wd string
+		if wd, err = os.Getwd(); err == nil {
+			o.serviceArgs, err = serviceArgs(fs, wd)
+		}
+	}
 	if err == nil {
 		err = execute(ctx, &o, flagsSet(fs), stdout, stderr, getenv)
 	}
@@ -105,6 +111,12 @@ func exitCode(err error, stderr io.Writer) int {
 
 func execute(ctx context.Context, o *options, set map[string]bool, stdout, stderr io.Writer, getenv func(string) string) error {
 	switch {
+	case o.installService:
+		return installService(o, set, stdout, stderr, getenv)
+	case o.uninstallService:
+		return uninstallService(o, stdout)
+	case o.serviceAction != "":
+		return serviceAction(o, stdout)
 	case o.version:
 		fmt.Fprintln(stdout, "qtunnel", buildVersion(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
 		return nil

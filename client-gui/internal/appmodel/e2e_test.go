@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qtunnel/qtunnel/control"
+	"github.com/qtunnel/qtunnel/core/config"
 	"github.com/qtunnel/qtunnel/internal/testutil"
 )
 
@@ -248,5 +250,43 @@ func TestNoEngine(t *testing.T) {
 	}
 	if err := m.Toggle(context.Background()); err == nil || !strings.Contains(err.Error(), "background service") {
 		t.Errorf("toggle with no engine and no way to start one: %v", err)
+	}
+}
+
+// TestSeveralServers: a file with several servers shows them as one
+// comma-separated field; saving the field keeps a remaining server's own
+// pin and the failover time, which the window does not show, and drops
+// the servers taken out.
+func TestSeveralServers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "client.yaml")
+	pinB := "sha256:" + strings.Repeat("cd", 32)
+	file := "mode: client\nservers:\n  - a.example:443\n  - {address: b.example:443, pin: " + pinB + "}\n" +
+		"failover-after: 3s\nforwards: [{listen: 127.0.0.1:5432}]\n"
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets := &memSecrets{}
+	_, _ = secrets.Put([]byte(strongSecret))
+	m := New(Options{ConfigPath: path, Control: control.NewClient(filepath.Join(t.TempDir(), "none.sock")), Secrets: secrets})
+	s := m.Settings()
+	if s.Server != "a.example:443, b.example:443" {
+		t.Fatalf("server field %q", s.Server)
+	}
+	s.Server = "b.example:443 , c.example:443"
+	if errs, err := m.Save(context.Background(), s, ""); err != nil || len(errs) > 0 {
+		t.Fatalf("save: %v %v", errs, err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.ServerEntry{{Address: "b.example:443", Pin: pinB}, {Address: "c.example:443"}}
+	if !slices.Equal(cfg.Servers, want) || cfg.Server != "b.example:443" || cfg.FailoverAfter != 3*time.Second {
+		t.Errorf("saved servers %+v (server %q, failover-after %v); want %+v", cfg.Servers, cfg.Server, cfg.FailoverAfter, want)
+	}
+	s.Server = "b.example:443, nope"
+	errs := m.Validate(s, "")
+	if len(errs) != 1 || errs[0].Field != "server" || !strings.Contains(errs[0].Msg, "nope") {
+		t.Errorf("a bad second server: %v", errs)
 	}
 }

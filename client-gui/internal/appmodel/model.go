@@ -317,10 +317,26 @@ func (m *Model) Settings() Settings {
 		return Settings{Transport: "quic", Forwards: []Forward{{Listen: defaultListen}}}
 	}
 	s := Settings{Server: cfg.Server, Transport: orWords(cfg.Transport, "tcp"), Pin: cfg.Trust.Pin, CA: cfg.Trust.CA}
+	if len(cfg.Servers) > 0 {
+		addrs := make([]string, len(cfg.Servers))
+		for i, e := range cfg.Servers {
+			addrs[i] = e.Address
+		}
+		s.Server = strings.Join(addrs, ", ")
+	}
 	for _, f := range cfg.Forwards {
 		s.Forwards = append(s.Forwards, Forward{Name: f.Name, Listen: f.Listen, Target: f.Target})
 	}
 	return s
+}
+
+// current is the settings file as it is, or nil.
+func (m *Model) current() *config.Config {
+	cfg, err := config.Load(m.opts.ConfigPath)
+	if err != nil {
+		return nil
+	}
+	return cfg
 }
 
 // HasSecret implements Controller.
@@ -333,9 +349,29 @@ func (m *Model) FirstRun() bool {
 }
 
 // configOf turns settings into the client configuration the engine reads.
-func configOf(s Settings) *config.Config {
+// Several servers, comma-separated, become a list; from the file there
+// was (old, may be nil), a server still listed keeps its own pin and
+// name, and the failover time is kept: the window does not show them.
+func configOf(s Settings, old *config.Config) *config.Config {
 	c := &config.Config{Mode: config.ModeClient, Transport: s.Transport, Server: strings.TrimSpace(s.Server),
 		Trust: config.Trust{Pin: strings.TrimSpace(s.Pin), CA: strings.TrimSpace(s.CA)}}
+	if addrs := strings.Split(c.Server, ","); len(addrs) > 1 {
+		for _, a := range addrs {
+			e := config.ServerEntry{Address: strings.TrimSpace(a)}
+			if old != nil {
+				for _, o := range old.Servers {
+					if o.Address == e.Address {
+						e = o
+					}
+				}
+			}
+			c.Servers = append(c.Servers, e)
+		}
+		c.Server = c.Servers[0].Address
+		if old != nil {
+			c.FailoverAfter = old.FailoverAfter
+		}
+	}
 	for _, f := range s.Forwards {
 		c.Forwards = append(c.Forwards, config.Forward{Name: strings.TrimSpace(f.Name), Listen: strings.TrimSpace(f.Listen), Target: strings.TrimSpace(f.Target)})
 	}
@@ -360,13 +396,13 @@ func (m *Model) Validate(s Settings, newSecret string) []FieldError {
 	case len(newSecret) > secret.MaxLen:
 		out = append(out, FieldError{"secret", fmt.Sprintf("at most %d bytes", secret.MaxLen)})
 	}
-	_, err := config.Parse(m.opts.ConfigPath, config.Format(configOf(s)))
+	_, err := config.Parse(m.opts.ConfigPath, config.Format(configOf(s, m.current())))
 	for _, e := range config.Errors(err) {
 		field := e.Field
 		switch {
 		case strings.HasPrefix(field, "trust."):
 			field = strings.TrimPrefix(field, "trust.")
-		case field == "":
+		case field == "", strings.HasPrefix(field, "servers"):
 			field = "server"
 		}
 		if field == "transport" && len(out) > 0 && out[0].Field == "transport" {
@@ -385,7 +421,7 @@ func (m *Model) Save(ctx context.Context, s Settings, newSecret string) ([]Field
 	if err := os.MkdirAll(filepath.Dir(m.opts.ConfigPath), 0o700); err != nil {
 		return nil, fmt.Errorf("create the settings folder: %w", err)
 	}
-	if err := writeAtomic(m.opts.ConfigPath, config.Format(configOf(s))); err != nil {
+	if err := writeAtomic(m.opts.ConfigPath, config.Format(configOf(s, m.current()))); err != nil {
 		return nil, err
 	}
 	var warning string

@@ -46,7 +46,7 @@ type Forward struct {
 // Settings are what the settings window edits. The secret is not here:
 // it goes to the keyring, never to the settings file.
 type Settings struct {
-	Server    string // host:port
+	Server    string // host:port, or several comma-separated (the client fails over between them)
 	Transport string // "quic" or "tcp"
 	Pin       string // "sha256:…" or ""
 	CA        string // "", "system" or a PEM file
