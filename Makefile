@@ -10,7 +10,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC       ?= $(GO) run github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak release package-test
+.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak release package-test image image-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -100,6 +100,16 @@ release: ## binaries for linux, windows and macOS, .deb and .rpm (amd64, arm64),
 
 package-test: ## check the .deb make release built for this machine: files, -version, unit hardening, systemd-analyze
 	VERSION='$(VERSION)' packaging/test-package.sh
+
+# The container image, built without a container engine (tools/mkimage,
+# go-containerregistry): one docker save tarball per architecture, from
+# make release's linux binaries (built here if missing or from another
+# tree). See packaging/container/README.md.
+image: ## container image tarballs dist/qtunnel-image-{amd64,arm64}.tar (FROM scratch, non-root, health check)
+	VERSION='$(VERSION)' GO='$(GO)' packaging/container/build.sh
+
+image-test: ## check the image tarballs with skopeo (user, entrypoint, ports, health check, size); runs it with podman if present
+	VERSION='$(VERSION)' GO='$(GO)' packaging/container/test-image.sh
 
 clean:
 	rm -rf bin dist

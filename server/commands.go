@@ -41,6 +41,7 @@ server's, control socket at its per-user default path unless -control is given):
   qtunnel reload                    read the configuration file again (as SIGHUP does)
   qtunnel migrate                   move the QUIC connection to a new network path now
   qtunnel set-secret < FILE         replace the secret in memory (read from standard input)
+  qtunnel health                    exit 0 if it serves (server) or is connected (client), else 1
 
 Onboarding:
   qtunnel share -config=server.yaml -address=vps.example.com:443
