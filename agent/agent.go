@@ -141,7 +141,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case err := <-a.failed:
-		return err
+		// The tunnel's context is the run's: one that ended because the
+		// run was cancelled (before the agent marked it stopping) is a
+		// stop, not a failure.
+		if ctx.Err() == nil {
+			return err
+		}
 	}
 	a.ops.Lock()
 	defer a.ops.Unlock()
