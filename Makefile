@@ -10,7 +10,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC       ?= $(GO) run github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-test soak release package-test image image-test
+.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-installer gui-test soak release package-test image image-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -56,13 +56,20 @@ gui-windows: ## cross-build the desktop client, with icon and manifest, into dis
 	cd client-gui && CGO_ENABLED=1 CC=$(MINGW_CC) GOOS=windows GOARCH=amd64 \
 	  $(GO) build -trimpath -ldflags '-H=windowsgui $(LDFLAGS)' -o ../dist/windows-amd64/qtunnel-gui.exe .
 
-gui-test: ## the desktop client's own CI step (root, Fyne build deps, gnome-keyring): vet, staticcheck, tests, both builds
+# The Windows setup (NSIS: apt-get install nsis), checked by test-installer.sh:
+# file(1), the PE header, 7z's list of its contents (p7zip-full) and, where
+# Wine is installed (wine64), a silent install and uninstall.
+gui-installer: gui-windows ## the desktop client's Windows setup, dist/qtunnel-gui-setup-VERSION.exe (needs nsis), and its check
+	VERSION='$(VERSION)' packaging/windows/build-installer.sh
+	VERSION='$(VERSION)' packaging/windows/test-installer.sh
+
+gui-test: ## the desktop client's own CI step (root, Fyne build deps, gnome-keyring): vet, staticcheck, tests, both builds, the Windows setup
 	cd client-gui && $(GO) vet ./...
 	cd client-gui && $(STATICCHECK) ./...
 	cd client-gui && $(GO) test -race -count=1 -timeout 8m ./internal/ui/ ./internal/appmodel/ ./internal/autostart/
 	@# a real gnome-keyring in a throwaway D-Bus session, and a real service install (root)
 	client-gui/scripts/test-keyring-service.sh
-	$(MAKE) gui gui-windows
+	$(MAKE) gui gui-installer
 
 demo: build ## run a server and client on loopback, send requests through, print figures
 	$(GO) run ./tools/demo -bin bin/qtunnel
