@@ -69,6 +69,8 @@ gui-test: ## the desktop client's own CI step (root, Fyne build deps, gnome-keyr
 	cd client-gui && $(GO) test -race -count=1 -timeout 8m ./internal/ui/ ./internal/appmodel/ ./internal/autostart/
 	@# a real gnome-keyring in a throwaway D-Bus session, and a real service install (root)
 	client-gui/scripts/test-keyring-service.sh
+	@# the macOS app recipe, as far as Linux can check it (shellcheck, xmllint)
+	packaging/macos/test-recipe.sh
 	$(MAKE) gui gui-installer
 
 demo: build ## run a server and client on loopback, send requests through, print figures
