@@ -10,7 +10,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOSEC       ?= $(GO) run github.com/securego/gosec/v2/cmd/gosec@v2.30.0
 FUZZTIME    ?= 60s
 
-.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-installer gui-test soak release package-test image image-test
+.PHONY: help build test vet lint staticcheck gosec unit demo fuzz clean bench bench-quick gui gui-windows gui-installer gui-test soak release package-test systemd-test image image-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -107,8 +107,11 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 release: ## binaries for linux, windows and macOS, .deb and .rpm (amd64, arm64), SHA256SUMS, in dist/
 	VERSION='$(VERSION)' GO='$(GO)' packaging/release.sh
 
-package-test: ## check the .deb make release built for this machine: files, -version, unit hardening, systemd-analyze
+package-test: ## install the .deb make release built for this machine in a throwaway root (dpkg --root): files, secret, upgrade, purge, unit hardening, systemd-analyze
 	VERSION='$(VERSION)' packaging/test-package.sh
+
+systemd-test: ## run the .deb's service under a real systemd: a cached Debian 12 root booted with systemd-nspawn (root; needs make release)
+	packaging/test-systemd.sh
 
 # The container image, built without a container engine (tools/mkimage,
 # go-containerregistry): one docker save tarball per architecture, from
