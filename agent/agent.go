@@ -426,10 +426,13 @@ func sameSecrets(a, b []secret.Secret) bool {
 }
 
 // connectionKey is everything in a configuration whose change needs a new
-// connection; forwards, targets and process-level settings are left out.
+// connection; forwards, targets and process-level settings are left out,
+// and so are the secret files: the secrets themselves are compared (a
+// -secret-file flag is read at the start into the secrets, and by a
+// reload into the files).
 func connectionKey(c *config.Config) string {
 	k := *c
-	k.Forwards, k.Targets, k.DefaultTarget = nil, nil, ""
+	k.Forwards, k.Targets, k.DefaultTarget, k.SecretFiles = nil, nil, "", nil
 	k.Metrics, k.Control, k.LogLevel, k.LogFormat, k.File = "", "", "", "", ""
 	b, _ := json.Marshal(k)
 	return string(b)
@@ -511,6 +514,9 @@ func (a *Agent) startClient(ctx context.Context, cfg *config.Config, secrets []s
 		return nil, err
 	}
 	tr := tunnel.Transport(cfg.Transport)
+	if tr == "" {
+		tr = tunnel.TransportTCP // the documented default, named in the logs
+	}
 	dc := transport.DialerConfig{PoolSize: cfg.Pool, Congestion: transport.Congestion(cfg.Congestion)}
 	if tr == tunnel.TransportQUIC && cfg.StateDir != "" {
 		dc.SessionFile = filepath.Join(cfg.StateDir, "client-sessions.json")
@@ -580,6 +586,9 @@ func (a *Agent) startServer(ctx context.Context, cfg *config.Config, secrets []s
 		return nil, err
 	}
 	tr := tunnel.Transport(cfg.Transport)
+	if tr == "" {
+		tr = tunnel.TransportTCP // the documented default, named in the logs
+	}
 	s, err := tunnel.StartServer(ctx, tunnel.ServerConfig{
 		Listen:        cfg.Listen,
 		Targets:       targetsOf(cfg),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -183,6 +185,31 @@ func TestReloadTargetsAndForwards(t *testing.T) {
 	after := cli.Status()
 	if after.TotalStreams <= before.TotalStreams || after.Connects < 2 || after.Reconnects != after.Connects-1 {
 		t.Errorf("after Start: %d streams (was %d), %d connects, %d reconnects", after.TotalStreams, before.TotalStreams, after.Connects, after.Reconnects)
+	}
+}
+
+// TestReloadSecretFileFromFlag: a server started with -secret-file (the
+// packaged unit's way: the file holds no secret-file, or another) reads it
+// into its secrets at the start and into SecretFiles at a reload; a
+// target change must still not reconnect its clients.
+func TestReloadSecretFileFromFlag(t *testing.T) {
+	const value = "agent-test-secret-2c7e9f41a0b3d5e6f7a8b9c0d1e2"
+	sec, _ := secret.New([]byte(value))
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	box := &cfgBox{cfg: config.Config{Mode: config.ModeServer, Listen: "127.0.0.1:0", StateDir: t.TempDir(),
+		Targets: []config.Target{{Name: "default", Address: "127.0.0.1:1"}}, DefaultTarget: "default"}}
+	first, _ := box.load()
+	box.set(func(c *config.Config) {
+		c.SecretFiles = []string{path}
+		c.Targets = append(c.Targets, config.Target{Name: "two", Address: "127.0.0.1:2"})
+	})
+	srv := runAgent(t, Options{Config: first, Load: box.load, Secrets: []secret.Secret{sec}})
+	msg, err := srv.Reload(context.Background())
+	if err != nil || msg != "target added: two" {
+		t.Fatalf("reload: %q, %v; want only the target added", msg, err)
 	}
 }
 

@@ -405,6 +405,15 @@ limits:
 	if want := []string{filepath.Join(dir, "s")}; !reflect.DeepEqual(got.SecretFiles, want) {
 		t.Errorf("secret-file: %q, want %q", got.SecretFiles, want)
 	}
+
+	// control: off turns the socket off, as -control=off does; it is not
+	// a file named off.
+	for _, word := range []string{"off", "none"} {
+		got, err = Parse(serverFile, []byte("mode: server\nlisten: :443\nbackend: 127.0.0.1:8080\ncontrol: "+word+"\n"))
+		if err != nil || got.Control != word {
+			t.Errorf("control: %s read as %q (%v)", word, got.Control, err)
+		}
+	}
 }
 
 func TestLoadErrors(t *testing.T) {

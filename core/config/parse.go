@@ -430,7 +430,13 @@ func (p *parser) topValue(c *Config, kv pair) {
 	case "state-dir":
 		c.StateDir = p.path(f, v)
 	case "control":
-		c.Control = p.path(f, v)
+		// off (or none) turns the socket off, as the -control flag does;
+		// anything else is a path.
+		if s := p.text(f, v); s == "off" || s == "none" {
+			c.Control = s
+		} else {
+			c.Control = p.path(f, v)
+		}
 	case "metrics":
 		c.Metrics = p.addr(f, v, false, 0, "127.0.0.1:9100")
 	case "drain-timeout":
