@@ -569,25 +569,34 @@ func (p *parser) mapping(kv pair, want string) []pair {
 	}
 }
 
-// servers reads a client's list of servers: each a host:port, or a
-// mapping with address and its own pin or sni.
-func (p *parser) servers(c *Config, kv pair) {
+// sequence returns the items of kv's value, a list of at most max (the
+// rest are left out); it reports an empty list ("empty; " and emptyWhy),
+// a value that is not a list (want, what it got, hint) and a longer one.
+func (p *parser) sequence(kv pair, noun string, max int, emptyWhy, want, hint string) []*yaml.Node {
 	v := kv.val
 	switch {
 	case v.Kind == yaml.AliasNode:
-		return
+		return nil
 	case isNull(v) || v.Kind == yaml.SequenceNode && len(v.Content) == 0:
-		p.add(kv.key.Line, kv.path, nil, "empty; want a list of host:port such as [vps1.example.com:443, vps2.example.com:443]")
-		return
+		p.add(kv.key.Line, kv.path, nil, "empty; %s", emptyWhy)
+		return nil
 	case v.Kind != yaml.SequenceNode:
-		p.add(v.Line, kv.path, nil, "want a list of host:port such as [vps1.example.com:443, vps2.example.com:443], got %s (for one, use server)", describe(v))
-		return
+		p.add(v.Line, kv.path, nil, "%s, got %s%s", want, describe(v), hint)
+		return nil
 	}
 	items := v.Content
-	if len(items) > MaxServers {
-		p.add(kv.key.Line, kv.path, nil, "%d servers; at most %d are allowed", len(items), MaxServers)
-		items = items[:MaxServers]
+	if len(items) > max {
+		p.add(kv.key.Line, kv.path, nil, "%d %s; at most %d are allowed", len(items), noun, max)
+		items = items[:max]
 	}
+	return items
+}
+
+// servers reads a client's list of servers: each a host:port, or a
+// mapping with address and its own pin or sni.
+func (p *parser) servers(c *Config, kv pair) {
+	const want = "want a list of host:port such as [vps1.example.com:443, vps2.example.com:443]"
+	items := p.sequence(kv, "servers", MaxServers, want, want, " (for one, use server)")
 	seen := map[string]int{} // address -> line
 	for i, it := range items {
 		f := fmt.Sprintf("%s[%d]", kv.path, i)
@@ -605,23 +614,9 @@ func (p *parser) servers(c *Config, kv pair) {
 					hasAddr = true
 					e.Address = p.required(kv.path, kv.val, p.addr(kv.path, kv.val, true, 1, "vps.example.com:443"), "the server's host:port")
 				case "pin":
-					s := p.text(kv.path, kv.val)
-					if s == "" {
-						continue
-					}
-					pin, err := cert.ParsePin(s)
-					if err != nil {
-						p.add(kv.val.Line, kv.path, err, "want sha256: and 64 hex digits (the SHA-256 of the server's certificate), got %s", describe(kv.val))
-						continue
-					}
-					e.Pin = pin.String()
+					e.Pin = p.pin(kv)
 				case "sni":
-					s := p.text(kv.path, kv.val)
-					if strings.ContainsAny(s, " /") {
-						p.add(kv.val.Line, kv.path, nil, "want a server name such as vps.example.com, got %s", describe(kv.val))
-						continue
-					}
-					e.SNI = s
+					e.SNI = p.sni(kv)
 				default:
 					p.unknown(kv, []string{"address", "pin", "sni"})
 				}
@@ -648,21 +643,37 @@ func (p *parser) servers(c *Config, kv pair) {
 	}
 }
 
+// pin reads a certificate pin into its canonical form; "" if empty or
+// not a pin (reported).
+func (p *parser) pin(kv pair) string {
+	s := p.text(kv.path, kv.val)
+	if s == "" {
+		return ""
+	}
+	pin, err := cert.ParsePin(s)
+	if err != nil {
+		p.add(kv.val.Line, kv.path, err, "want sha256: and 64 hex digits (the SHA-256 of the server's certificate), got %s", describe(kv.val))
+		return ""
+	}
+	return pin.String()
+}
+
+// sni reads a server name; "" if it cannot be one (reported).
+func (p *parser) sni(kv pair) string {
+	s := p.text(kv.path, kv.val)
+	if strings.ContainsAny(s, " /") {
+		p.add(kv.val.Line, kv.path, nil, "want a server name such as vps.example.com, got %s", describe(kv.val))
+		return ""
+	}
+	return s
+}
+
 func (p *parser) trust(c *Config, kv pair) {
 	for _, kv := range p.mapping(kv, "a mapping with pin, ca or sni") {
 		f, v := kv.path, kv.val
 		switch kv.name {
 		case "pin":
-			s := p.text(f, v)
-			if s == "" {
-				continue
-			}
-			pin, err := cert.ParsePin(s)
-			if err != nil {
-				p.add(v.Line, f, err, "want sha256: and 64 hex digits (the SHA-256 of the server's certificate), got %s", describe(v))
-				continue
-			}
-			c.Trust.Pin = pin.String()
+			c.Trust.Pin = p.pin(kv)
 		case "ca":
 			switch s := p.text(f, v); {
 			case s == "system":
@@ -673,12 +684,7 @@ func (p *parser) trust(c *Config, kv pair) {
 				c.Trust.CA = p.resolve(f, v.Line, s)
 			}
 		case "sni":
-			s := p.text(f, v)
-			if strings.ContainsAny(s, " /") {
-				p.add(v.Line, f, nil, "want a server name such as vps.example.com, got %s", describe(v))
-				continue
-			}
-			c.Trust.SNI = s
+			c.Trust.SNI = p.sni(kv)
 		default:
 			p.unknown(kv, []string{"pin", "ca", "sni"})
 		}
@@ -738,22 +744,8 @@ func (p *parser) masquerade(field string, n *yaml.Node) string {
 }
 
 func (p *parser) forwards(c *Config, kv pair) {
-	v := kv.val
-	switch {
-	case v.Kind == yaml.AliasNode:
-		return
-	case isNull(v) || v.Kind == yaml.SequenceNode && len(v.Content) == 0:
-		p.add(kv.key.Line, kv.path, nil, "empty; a client needs at least one forward (listen and target)")
-		return
-	case v.Kind != yaml.SequenceNode:
-		p.add(v.Line, kv.path, nil, "want a list of forwards such as [{listen: 127.0.0.1:5432, target: db}], got %s", describe(v))
-		return
-	}
-	items := v.Content
-	if len(items) > MaxForwards {
-		p.add(kv.key.Line, kv.path, nil, "%d forwards; at most %d are allowed", len(items), MaxForwards)
-		items = items[:MaxForwards]
-	}
+	items := p.sequence(kv, "forwards", MaxForwards, "a client needs at least one forward (listen and target)",
+		"want a list of forwards such as [{listen: 127.0.0.1:5432, target: db}]", "")
 	names := map[string]int{}   // name -> line
 	listens := map[string]int{} // listen address -> line
 	for i, it := range items {
