@@ -365,8 +365,15 @@ func (m *Manager) wrap(what string, err error) error {
 }
 
 func (m *Manager) cleanLeftovers() error {
-	if m.platform == PlatformSystemV {
+	switch m.platform {
+	case PlatformSystemV:
 		return sysvCleanup(m.cfg.Name)
+	case PlatformSystemd:
+		// A unit removed while failed stays loaded as "failed" until
+		// this, and kardianos would report it so (make systemd-test
+		// saw -service=status say "stopped after an error" for a removed
+		// service). Nothing to reset is not an error worth reporting.
+		_ = exec.Command("systemctl", "reset-failed", m.cfg.Name+".service").Run()
 	}
 	return nil
 }
