@@ -247,6 +247,9 @@ func (m *MultiDialer) heartbeat(ctx context.Context, mb *member) error {
 		return errNoHeartbeat
 	}
 	heard := time.Now()
+	m.mu.Lock()
+	mb.noHeartbeat = false // it may have been upgraded since it refused
+	m.mu.Unlock()
 	m.heardFrom(mb, heard.Sub(start))
 
 	var sent [256]time.Time // when each sequence byte went out
