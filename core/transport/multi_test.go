@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
 	"github.com/qtunnel/qtunnel/core/auth"
+	"github.com/qtunnel/qtunnel/core/proto"
 )
 
 // stubDialer is a Dialer that only reports a status.
@@ -121,5 +124,64 @@ func TestMultiOpenConfigError(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("Open took %v", d)
+	}
+}
+
+// pipeStream is a Stream over one end of net.Pipe.
+type pipeStream struct{ net.Conn }
+
+func (s pipeStream) CloseWrite() error { return s.Conn.Close() }
+func (s pipeStream) Abort()            { _ = s.Conn.Close() }
+
+// oldServerDialer is connected, and each stream it opens reaches a server
+// that refuses heartbeats, as a version without them does.
+type oldServerDialer struct{ stubDialer }
+
+func (d *oldServerDialer) Open(context.Context) (Stream, error) {
+	client, server := net.Pipe()
+	go func() {
+		defer server.Close()
+		req, err := proto.ReadStreamRequest(server)
+		if err != nil {
+			return
+		}
+		status := proto.StatusOK
+		if req.Command != proto.CmdConnect {
+			status = proto.StatusBadRequest
+		}
+		_, _ = server.Write(proto.AppendStreamResponse(nil, proto.StreamResponse{Status: status}))
+		_, _ = io.Copy(io.Discard, server)
+	}()
+	return pipeStream{client}, nil
+}
+
+// TestMultiOldServer: a server that refuses heartbeats is used while its
+// connection is up, rather than never.
+func TestMultiOldServer(t *testing.T) {
+	old := &oldServerDialer{stubDialer: stubDialer{status: Status{State: StateConnected}}}
+	m, err := NewMultiDialer(MultiConfig{ConnectWait: 5 * time.Second}, []Endpoint{
+		{Address: "down", Dialer: &stubDialer{status: Status{State: StateConnecting}}},
+		{Address: "old", Dialer: old},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	st, err := m.Open(context.Background())
+	if err != nil {
+		t.Fatalf("Open: %v (status %+v)", err, m.Status())
+	}
+	defer st.Close()
+	s := m.Status()
+	if s.State != StateConnected || s.Server != "old" || !s.Servers[1].Healthy || s.Servers[0].Healthy {
+		t.Errorf("status %+v", s)
 	}
 }
