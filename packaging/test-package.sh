@@ -7,6 +7,10 @@
 # maintainer scripts are there and right, the unit carries its hardening, and
 # systemd-analyze (when installed) verifies it and scores its exposure. Then,
 # in that root: reinstall, upgrade, remove, purge, and what each leaves.
+# The .rpm of the same architecture (dist/qtunnel-*.RPMARCH.rpm; RPM=path
+# for another) is read with rpm -qp and compared with the .deb, then
+# installed with rpm --root into a throwaway root, reinstalled and erased
+# (when rpm is installed: apt-get install rpm).
 # Every failed check is printed; the exit code is 1 if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
@@ -38,8 +42,8 @@ dpkg-deb -e "$deb" "$root/DEBIAN" || { echo "FAIL: dpkg-deb -e $deb"; exit 1; }
 # (make systemd-test runs them under a real systemd).
 fs=$root/fs
 installed=0
-make_root() {
-	local l tools
+make_root() { # [dir], by default $fs
+	local fs=${1:-$fs} l tools
 	tools="$(command -v dash) $(command -v rm) $(command -v rmdir)"
 	mkdir -p "$fs"/var/lib/dpkg/info "$fs"/var/lib/dpkg/updates "$fs"/usr/bin "$fs"/usr/lib \
 		"$fs"/usr/lib64 "$fs"/etc "$fs"/dev &&
@@ -252,6 +256,127 @@ if [ $installed = 1 ]; then
 	out=$(dpkg_root -i "$deb" 2>&1) && ok "install over an existing secret" || fail "install over an existing secret: $out"
 	secret_ok && [ "$(sha256sum <"$secret")" = "$secret_sum" ] && ! grep -q 'wrote a new secret' <<<"$out" &&
 		ok "install: an existing secret kept" || fail "install: the existing secret was replaced (now: $(secret_desc)); postinst said: $out"
+fi
+
+# The .rpm, made by nfpm from the same nfpm.yaml: read with rpm -qp (when
+# rpm is installed: apt-get install rpm), compared with the .deb, and, as
+# root, installed with rpm --root into a throwaway root of its own (with its
+# scriptlets, which rpm runs chrooted in it, as dpkg does), reinstalled and
+# erased.
+case $arch in amd64) rpm_arch=x86_64 ;; arm64) rpm_arch=aarch64 ;; *) rpm_arch=$arch ;; esac
+# shellcheck disable=SC2206
+rpms=(${RPM:-dist/qtunnel-*."$rpm_arch".rpm})
+if ! command -v rpm >/dev/null; then
+	echo "skip: rpm not installed (apt-get install rpm): the .rpm is not checked"
+elif [ ! -f "${rpms[0]}" ] || [ ${#rpms[@]} != 1 ]; then
+	fail "want one dist/qtunnel-*.$rpm_arch.rpm, found: ${rpms[*]}"
+else
+	rpm=${rpms[0]}
+	echo "== $rpm"
+	rq() { rpm -qp "$@" "$rpm" 2>&1; }
+	s=$(rq --qf '%{NAME} %{VERSION}-%{RELEASE} %{ARCH} %{OS}')
+	[ "$s" = "qtunnel $(dpkg-deb -f "$deb" Version) $rpm_arch linux" ] &&
+		ok "rpm: name, version-release and architecture those of the .deb: $s" ||
+		fail "rpm: '$s', want 'qtunnel $(dpkg-deb -f "$deb" Version) $rpm_arch linux'"
+	out=$(rpm -K "$rpm" 2>&1) && ok "rpm -K: ${out#"$rpm": }" || fail "rpm -K: $out"
+	# The same files as the .deb, byte for byte, with the same modes; every
+	# one root's.
+	mkdir -p "$root/rpmx" "$root/debx"
+	rpm2archive - <"$rpm" | tar -xzf - -C "$root/rpmx" && dpkg-deb -x "$deb" "$root/debx" || fail "could not unpack $rpm and $deb"
+	files() { (cd "$1" && find . -type f -printf '%m %P\n' | sort); }
+	if [ -n "$(files "$root/rpmx")" ] && d=$(diff <(files "$root/debx") <(files "$root/rpmx")); then
+		same=1
+		while read -r _ f; do cmp -s "$root/debx/$f" "$root/rpmx/$f" || { same=0; fail "rpm: /$f differs from the .deb's"; }; done < <(files "$root/rpmx")
+		[ $same = 1 ] && ok "rpm: the .deb's files, byte for byte, same modes: $(files "$root/rpmx" | awk '{ printf "/%s %s, ", $2, $1 }')"
+	else
+		fail "rpm: its files and modes differ from the .deb's (< deb, > rpm): $d"
+	fi
+	s=$(rq --qf '[%{FILEUSERNAME}:%{FILEGROUPNAME}\n]' | sort -u | tr '\n' ' ')
+	[ "$s" = "root:root " ] && ok "rpm: every file root:root" || fail "rpm: owners $s"
+	s=$(rq --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' | grep '^d' | tr '\n' ' ')
+	[ "$s" = "drwxr-xr-x /etc/qtunnel drwxr-xr-x /usr/share/doc/qtunnel " ] &&
+		ok "rpm: owns its directories (755): /etc/qtunnel, /usr/share/doc/qtunnel" || fail "rpm: directories: '$s'"
+	# %config(noreplace) for the configuration only: the unit is the
+	# package's in /usr/lib, replaced on upgrade (overrides go to /etc).
+	s=$(rq --qf '[%{FILEFLAGS:fflags}:%{FILENAMES}\n]' | grep '^[a-z]*c[a-z]*:' | tr ':\n' '  ')
+	[ "$s" = "cn /etc/qtunnel/server.yaml " ] && ok "rpm: %config(noreplace) /etc/qtunnel/server.yaml only (flags: $s)" ||
+		fail "rpm: config files '$s', want 'cn /etc/qtunnel/server.yaml' only"
+	# The scriptlets: the .deb's maintainer scripts (packaging/linux/*.sh),
+	# run by /bin/sh.
+	for x in POSTIN:post:postinst PREUN:preun:prerm POSTUN:postun:postrm; do
+		IFS=: read -r tag name m <<<"$x"
+		s=$(rq --qf "%{${tag}PROG}")
+		if [ "$s" = /bin/sh ] && diff <(rq --qf "%{$tag}") "$root/DEBIAN/$m" >/dev/null; then
+			ok "rpm: its %$name scriptlet (/bin/sh) is the .deb's $m"
+		else
+			fail "rpm: its %$name scriptlet ($s) is not the .deb's $m"
+		fi
+	done
+	s=$(rq --qf '%{PRETRANS}%{PREIN}%{POSTTRANS}%{TRIGGERSCRIPTS}')
+	[ "$s" = "(none)(none)(none)(none)" ] && ok "rpm: no other scriptlet or trigger" || fail "rpm: other scriptlets: $s"
+	s=$(rq --requires | grep -v '^rpmlib(' | tr '\n' ' ')
+	[ -z "$s" ] && ok "rpm: requires nothing but rpmlib features (Fedora and RHEL have /usr/bin/kill in util-linux-core)" || fail "rpm: requires $s"
+	s=$(rq --provides | tr '\n' ' ')
+	[[ $s == "qtunnel = $(rq --qf '%{VERSION}-%{RELEASE}') "* ]] && ok "rpm: provides $s" || fail "rpm: provides '$s'"
+
+	if [ "$(id -u)" = 0 ] && command -v dash >/dev/null; then
+		rfs=$root/rpmroot
+		# --nodeps: the root has no packages (the .rpm requires none, as
+		# checked above).
+		rpm_root() { rpm --root="$rfs" --dbpath=/var/lib/rpm "$@"; }
+		if make_root "$rfs" && rpm_root --initdb; then
+			(cd "$rfs" && find . | sed 's/^\.//' | grep -v '^/var/lib/rpm' | sort) >"$root/rpm-before"
+			if out=$(rpm_root -i --nodeps "$rpm" 2>&1); then
+				ok "rpm --root=ROOT -i $(basename "$rpm") (scriptlets run chrooted in it)"
+			else
+				fail "rpm --root=ROOT -i: $out"
+			fi
+			s=$(rpm_root -q qtunnel 2>&1)
+			[ "$s" = "$(basename "$rpm" .rpm)" ] && ok "rpm -q: $s" || fail "rpm -q qtunnel: $s"
+			s=$(rpm_root -V --nodeps qtunnel 2>&1)
+			[ -z "$s" ] && ok "rpm -V: every file as packaged (digest, mode, owner, time)" || fail "rpm -V: $s"
+			for f in /usr/bin/qtunnel /usr/lib/systemd/system/qtunnel.service /etc/qtunnel/server.yaml; do
+				s=$(rpm_root -qf "$f" 2>&1)
+				[ "$s" = "$(basename "$rpm" .rpm)" ] || fail "rpm -qf $f: $s"
+			done
+			rsecret=$rfs/etc/qtunnel/secret
+			if [ "$(stat -c '%a %U:%G' "$rsecret" 2>&1)" = "600 root:root" ] && grep -q 'wrote a new secret' <<<"$out"; then
+				ok "rpm: the post-install scriptlet made /etc/qtunnel/secret (600 root:root)"
+			else
+				fail "rpm: no new secret 600 root:root ($(stat -c '%a %U:%G' "$rsecret" 2>&1)); rpm said: $out"
+			fi
+			rsum=$( (sha256sum <"$rsecret") 2>/dev/null)
+			cmp -s /etc/passwd "$rfs/etc/passwd" && cmp -s /etc/group "$rfs/etc/group" && ok "rpm: no user or group added" ||
+				fail "rpm: passwd or group changed"
+			# A reinstall (rpm -U --replacepkgs: post-install with 2,
+			# the old instance's pre- and post-uninstall with 1) keeps
+			# the secret and an edit of the configuration.
+			echo '# edited by package-test' 2>/dev/null >>"$rfs/etc/qtunnel/server.yaml"
+			out=$(rpm_root -U --replacepkgs --nodeps "$rpm" 2>&1) && ok "rpm -U --replacepkgs (reinstall)" || fail "rpm -U --replacepkgs: $out"
+			[ -f "$rsecret" ] && [ "$( (sha256sum <"$rsecret") 2>&1)" = "$rsum" ] &&
+				[ "$(tail -1 "$rfs/etc/qtunnel/server.yaml" 2>&1)" = '# edited by package-test' ] &&
+				! grep -q 'wrote a new secret' <<<"$out" && [ ! -e "$rfs/etc/qtunnel/server.yaml.rpmnew" ] &&
+				ok "rpm reinstall: the secret and the edited server.yaml kept" || fail "rpm reinstall: secret or server.yaml changed: $out"
+			# Erase: the files go; the edited configuration is kept as
+			# .rpmsave, the secret (not the package's) stays. Left too:
+			# the directories rpm made for the files and does not own
+			# (on Fedora the filesystem and systemd packages do), and
+			# rpm's own /var/tmp.
+			out=$(rpm_root -e qtunnel 2>&1) && ok "rpm -e qtunnel" || fail "rpm -e: $out"
+			s=$(rpm_root -q qtunnel 2>&1)
+			[ "$s" = "package qtunnel is not installed" ] && ok "rpm -q after -e: $s" || fail "rpm -q after -e: $s"
+			(cd "$rfs" && find . | sed 's/^\.//' | grep -v '^/var/lib/rpm' | sort) >"$root/rpm-after"
+			s=$(comm -3 "$root/rpm-before" "$root/rpm-after" | tr -d '\t' |
+				grep -Evx '/usr/lib/sysctl.d|/usr/lib/systemd(/system)?|/usr/share(/doc)?|/var/tmp' | tr '\n' ' ')
+			[ "$s" = "/etc/qtunnel /etc/qtunnel/secret /etc/qtunnel/server.yaml.rpmsave " ] &&
+				ok "rpm -e: only /etc/qtunnel with the secret and server.yaml.rpmsave (the edited configuration) left" ||
+				fail "rpm -e: left, beyond the root before the install: $s"
+		else
+			fail "could not make the throwaway root for rpm"
+		fi
+	else
+		echo "skip: installing the .rpm with rpm --root needs root and dash"
+	fi
 fi
 
 [ $failed = 0 ] && echo "package-test: all checks passed" || echo "package-test: FAILED"
