@@ -107,10 +107,10 @@ fuzz: ## run every fuzz target for FUZZTIME (default 60s) each
 release: ## binaries for linux, windows and macOS, .deb and .rpm (amd64, arm64), SHA256SUMS, in dist/
 	VERSION='$(VERSION)' GO='$(GO)' packaging/release.sh
 
-package-test: ## install the .deb make release built for this machine in a throwaway root (dpkg --root): files, secret, upgrade, purge, unit hardening, systemd-analyze
+package-test: ## install the .deb and .rpm make release built for this machine in throwaway roots (dpkg --root, rpm --root): files, secret, upgrade, purge, unit hardening, systemd-analyze
 	VERSION='$(VERSION)' packaging/test-package.sh
 
-systemd-test: ## run the .deb's service under a real systemd: a cached Debian 12 root booted with systemd-nspawn (root; needs make release)
+systemd-test: ## run the .deb's service, then qtunnel -install-service's, under a real systemd: a cached Debian 12 root booted with systemd-nspawn (root; needs make release)
 	packaging/test-systemd.sh
 
 # The container image, built without a container engine (tools/mkimage,
