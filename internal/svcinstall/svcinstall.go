@@ -24,21 +24,22 @@
 //
 // kardianos's System V backend leaves the /etc/rc?.d links and the pid file
 // behind when it uninstalls (its issue #95) and reports a stopped service
-// as an error (the init script exits non-zero); Manager does both right.
+// as an error (the init script exits non-zero); Manager does both right,
+// through package osservice, which it shares with the desktop client's
+// background service.
 package svcinstall
 
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
 	"github.com/kardianos/service"
+
+	"github.com/qtunnel/qtunnel/internal/osservice"
 )
 
 // DefaultName is the service's name unless -service-name says otherwise.
@@ -46,9 +47,9 @@ const DefaultName = "qtunnel"
 
 // Platforms kardianos reports (Manager.Platform) that this package knows.
 const (
-	PlatformSystemd = "linux-systemd"
-	PlatformSystemV = "unix-systemv"
-	PlatformLaunchd = "darwin-launchd"
+	PlatformSystemd = osservice.PlatformSystemd
+	PlatformSystemV = osservice.PlatformSystemV
+	PlatformLaunchd = osservice.PlatformLaunchd
 )
 
 // Config describes the service.
@@ -65,36 +66,16 @@ type Config struct {
 }
 
 // Status is the service's state as the service manager reports it.
-type Status int
+type Status = osservice.Status
 
 // States.
 const (
-	StatusUnknown      Status = iota // the service manager gave no clear answer
-	StatusNotInstalled               // no such service
-	StatusStopped                    // installed, not running
-	StatusRunning                    // installed and running
-	StatusFailed                     // installed, stopped after an error (systemd)
+	StatusUnknown      = osservice.StatusUnknown      // the service manager gave no clear answer
+	StatusNotInstalled = osservice.StatusNotInstalled // no such service
+	StatusStopped      = osservice.StatusStopped      // installed, not running
+	StatusRunning      = osservice.StatusRunning      // installed and running
+	StatusFailed       = osservice.StatusFailed       // installed, stopped after an error (systemd)
 )
-
-// String says the state in words.
-func (s Status) String() string {
-	switch s {
-	case StatusNotInstalled:
-		return "not installed"
-	case StatusStopped:
-		return "stopped"
-	case StatusRunning:
-		return "running"
-	case StatusFailed:
-		return "stopped after an error"
-	}
-	return "unknown"
-}
-
-// Installed reports whether s is a state of an installed service.
-func (s Status) Installed() bool {
-	return s == StatusStopped || s == StatusRunning || s == StatusFailed
-}
 
 // Errors the Manager's methods wrap.
 var (
@@ -106,18 +87,14 @@ var (
 var ErrSecretArg = errors.New("the secret must not be on a service's command line, which every user can read (ps, the service's definition): " +
 	"use -secret-file=FILE (mode 0600) or secret-file: in the configuration")
 
-var (
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-	// unsafeChars are what the unit (quotes, systemd's $VARIABLE and
-	// %-specifier expansion, \ escapes) or the init script (which splits
-	// the command on white space inside a double-quoted string) would
-	// interpret.
-	unsafeChars = " \t\"'$%\\`"
-)
+// unsafeChars are what the unit (quotes, systemd's $VARIABLE and
+// %-specifier expansion, \ escapes) or the init script (which splits the
+// command on white space inside a double-quoted string) would interpret.
+const unsafeChars = " \t\"'$%\\`"
 
 // CheckName checks a service name.
 func CheckName(name string) error {
-	if !nameRE.MatchString(name) || len(name) > 64 {
+	if !osservice.ValidName(name) || len(name) > 64 {
 		return fmt.Errorf("service name %q: want letters, digits, '.', '_' and '-' (at most 64)", name)
 	}
 	return nil
@@ -126,17 +103,15 @@ func CheckName(name string) error {
 // CheckArg refuses a secret on the command line (-secret, --secret,
 // -secret=...) and what a service definition cannot carry verbatim.
 func CheckArg(a string) error {
-	if name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "secret" {
+	if osservice.IsSecretArg(a) {
 		return ErrSecretArg
 	}
 	return checkText(fmt.Sprintf("argument %q", a), a)
 }
 
 func checkText(what, s string) error {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%s: control characters cannot go into a service's definition", what)
-		}
+	if osservice.HasControl(s) {
+		return fmt.Errorf("%s: control characters cannot go into a service's definition", what)
 	}
 	if strings.ContainsAny(s, unsafeChars) {
 		return fmt.Errorf("%s: a service's command line cannot hold spaces, quotes, $, %%, \\ or ` (move the file to a path without them)", what)
@@ -146,9 +121,8 @@ func checkText(what, s string) error {
 
 // Manager installs and controls one service.
 type Manager struct {
-	cfg      Config
-	svc      service.Service
-	platform string
+	cfg Config
+	ctl osservice.Controller
 }
 
 // New checks c and returns a Manager for the service manager kardianos
@@ -162,7 +136,7 @@ func New(c Config) (*Manager, error) {
 	if platform == "" {
 		return nil, errors.New("no service manager was found on this system")
 	}
-	return newWith(c, platform, func(kc *service.Config) (service.Service, error) { return service.New(program{}, kc) })
+	return newWith(c, platform, func(kc *service.Config) (service.Service, error) { return service.New(osservice.NoProgram{}, kc) })
 }
 
 // newWith is New with the backend chosen by the caller (tests).
@@ -174,7 +148,21 @@ func newWith(c Config, platform string, mk func(*service.Config) (service.Servic
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: c, svc: s, platform: platform}, nil
+	m := &Manager{cfg: c}
+	m.ctl = osservice.Controller{
+		Name:     c.Name,
+		Platform: platform,
+		Service:  s,
+		Wrap:     m.wrap,
+		NotInstalled: func(string) error {
+			return fmt.Errorf("service %s: %w", c.Name, ErrNotInstalled)
+		},
+		AlreadyInstalled: func(def string) error {
+			return fmt.Errorf("service %s: %w (%s): remove it first with -uninstall-service", c.Name, ErrAlreadyInstalled, def)
+		},
+		Cleanup: m.cleanLeftovers,
+	}
+	return m, nil
 }
 
 func check(c Config) error {
@@ -187,7 +175,7 @@ func check(c Config) error {
 	if err := checkText("the program's path "+c.Executable, c.Executable); err != nil {
 		return err
 	}
-	if strings.ContainsFunc(c.Description, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+	if osservice.HasControl(c.Description) {
 		return errors.New("the description contains a control character")
 	}
 	for _, a := range c.Args {
@@ -226,16 +214,16 @@ func kardianosConfig(c Config, extra service.KeyValue) *service.Config {
 
 // Platform is the service manager kardianos chose: "linux-systemd",
 // "unix-systemv", "darwin-launchd", ...
-func (m *Manager) Platform() string { return m.platform }
+func (m *Manager) Platform() string { return m.ctl.Platform }
 
 // DefinitionPath is the file that defines the service: the unit, the init
 // script or the property list ("" where this package does not know it).
 func (m *Manager) DefinitionPath() string {
-	switch m.platform {
+	switch m.ctl.Platform {
 	case PlatformSystemd:
 		return "/etc/systemd/system/" + m.cfg.Name + ".service"
 	case PlatformSystemV:
-		return sysvScriptPath(m.cfg.Name)
+		return osservice.SysvScriptPath(m.cfg.Name)
 	case PlatformLaunchd:
 		return "/Library/LaunchDaemons/" + m.cfg.Name + ".plist"
 	}
@@ -243,101 +231,23 @@ func (m *Manager) DefinitionPath() string {
 }
 
 // Status asks the service manager about the service.
-func (m *Manager) Status() (Status, error) {
-	st, err := m.svc.Status()
-	if m.platform == PlatformSystemV {
-		return sysvStatus(m.cfg.Name, st, err)
-	}
-	switch {
-	case errors.Is(err, service.ErrNotInstalled):
-		return StatusNotInstalled, nil
-	case err != nil && m.platform == PlatformSystemd && strings.Contains(err.Error(), "failed state"):
-		return StatusFailed, nil
-	case err != nil:
-		return StatusUnknown, m.wrap("ask about", err)
-	case st == service.StatusRunning:
-		return StatusRunning, nil
-	case st == service.StatusStopped:
-		return StatusStopped, nil
-	}
-	return StatusUnknown, nil
-}
+func (m *Manager) Status() (Status, error) { return m.ctl.Status() }
 
 // Install registers the service, enabled at boot, without starting it.
 // If it fails half way it removes what it wrote.
-func (m *Manager) Install() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
-	def := m.DefinitionPath()
-	if _, err := os.Lstat(def); st.Installed() || (def != "" && err == nil) {
-		return fmt.Errorf("service %s: %w (%s): remove it first with -uninstall-service", m.cfg.Name, ErrAlreadyInstalled, def)
-	}
-	if err := m.svc.Install(); err != nil {
-		_ = m.svc.Uninstall()
-		if def != "" {
-			_ = os.Remove(def)
-		}
-		_ = m.cleanLeftovers()
-		return m.wrap("install", err)
-	}
-	return nil
-}
+func (m *Manager) Install() error { return m.ctl.Install(m.DefinitionPath()) }
 
 // Uninstall stops the service if it runs and removes it, with what
 // kardianos leaves behind (the System V rc links and pid file; the logs
 // stay). Removing a service that is not installed is an error wrapping
 // ErrNotInstalled, after those leftovers are cleaned.
-func (m *Manager) Uninstall() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
-	if st == StatusRunning {
-		if err := m.svc.Stop(); err != nil {
-			return m.wrap("stop (before removing)", err)
-		}
-	}
-	if !st.Installed() {
-		if err := m.cleanLeftovers(); err != nil {
-			return err
-		}
-		return fmt.Errorf("service %s: %w", m.cfg.Name, ErrNotInstalled)
-	}
-	if err := m.svc.Uninstall(); err != nil {
-		return m.wrap("remove", err)
-	}
-	return m.cleanLeftovers()
-}
+func (m *Manager) Uninstall() error { return m.ctl.Uninstall() }
 
 // Start starts the installed service; starting a running one does nothing.
-func (m *Manager) Start() error {
-	st, err := m.Status()
-	switch {
-	case err != nil:
-		return err
-	case !st.Installed():
-		return fmt.Errorf("service %s: %w", m.cfg.Name, ErrNotInstalled)
-	case st == StatusRunning:
-		return nil
-	}
-	return m.wrap("start", m.svc.Start())
-}
+func (m *Manager) Start() error { return m.ctl.Start() }
 
 // Stop stops the service; stopping a stopped one does nothing.
-func (m *Manager) Stop() error {
-	st, err := m.Status()
-	switch {
-	case err != nil:
-		return err
-	case !st.Installed():
-		return fmt.Errorf("service %s: %w", m.cfg.Name, ErrNotInstalled)
-	case st != StatusRunning:
-		return nil
-	}
-	return m.wrap("stop", m.svc.Stop())
-}
+func (m *Manager) Stop() error { return m.ctl.Stop() }
 
 // Restart stops the service if it runs, then starts it.
 func (m *Manager) Restart() error {
@@ -348,26 +258,20 @@ func (m *Manager) Restart() error {
 }
 
 func (m *Manager) wrap(what string, err error) error {
-	if err == nil {
-		return nil
+	name, failed := m.cfg.Name, ""
+	switch m.ctl.Platform {
+	case PlatformSystemd:
+		failed = fmt.Sprintf("see: systemctl status %s; journalctl -u %s", name, name)
+	case PlatformSystemV:
+		failed = fmt.Sprintf("see /var/log/%s.err", name)
 	}
-	hint := ""
-	var ee *exec.ExitError
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		hint = " (a system service needs root)"
-	case errors.As(err, &ee) && m.platform == PlatformSystemd:
-		hint = fmt.Sprintf(" (see: systemctl status %s; journalctl -u %s)", m.cfg.Name, m.cfg.Name)
-	case errors.As(err, &ee) && m.platform == PlatformSystemV:
-		hint = fmt.Sprintf(" (see /var/log/%s.err)", m.cfg.Name)
-	}
-	return fmt.Errorf("%s service %s (%s): %w%s", what, m.cfg.Name, m.platform, err, hint)
+	return osservice.WrapError(fmt.Sprintf("%s service %s (%s)", what, name, m.ctl.Platform), err, "a system service needs root", failed)
 }
 
 func (m *Manager) cleanLeftovers() error {
-	switch m.platform {
+	switch m.ctl.Platform {
 	case PlatformSystemV:
-		return sysvCleanup(m.cfg.Name)
+		return osservice.SysvCleanup(m.cfg.Name)
 	case PlatformSystemd:
 		// A unit removed while failed stays loaded as "failed" until
 		// this, and kardianos would report it so (make systemd-test
@@ -378,78 +282,6 @@ func (m *Manager) cleanLeftovers() error {
 	return nil
 }
 
-// program is the service.Interface a Manager needs; it never runs the
-// service itself (the service is qtunnel's ordinary main).
-type program struct{}
-
-func (program) Start(service.Service) error { return nil }
-func (program) Stop(service.Service) error  { return nil }
-
-// Where kardianos's System V backend and the init script put things.
-var (
-	sysvInitDir = "/etc/init.d"
-	sysvRCGlob  = "/etc/rc[0-6].d"
-	sysvRunDir  = "/var/run"
-)
-
-func sysvScriptPath(name string) string { return filepath.Join(sysvInitDir, name) }
-
 // SysvLogFiles are where the System V init script sends the service's
 // standard output and standard error.
-func SysvLogFiles(name string) [2]string {
-	return [2]string{"/var/log/" + name + ".log", "/var/log/" + name + ".err"}
-}
-
-// sysvStatus corrects kardianos's System V status: "service NAME status"
-// exits non-zero for a stopped service (3, as LSB says, from SysvScript;
-// 1 from kardianos's own script), which kardianos returns as an error.
-func sysvStatus(name string, st service.Status, err error) (Status, error) {
-	if _, serr := os.Stat(sysvScriptPath(name)); errors.Is(serr, fs.ErrNotExist) {
-		return StatusNotInstalled, nil
-	}
-	var ee *exec.ExitError
-	switch {
-	case err == nil && st == service.StatusRunning:
-		return StatusRunning, nil
-	case err == nil && st == service.StatusStopped:
-		return StatusStopped, nil
-	case errors.As(err, &ee) && (ee.ExitCode() == 3 || ee.ExitCode() == 1):
-		return StatusStopped, nil
-	case err != nil:
-		return StatusUnknown, fmt.Errorf("ask %s about service %s: %w", PlatformSystemV, name, err)
-	}
-	return StatusUnknown, nil
-}
-
-// sysvLeftovers are the rc links kardianos makes (S50NAME in rc2-5,
-// K02NAME in rc0, 1 and 6) and the pid file.
-func sysvLeftovers(name string) (links []string, pidFile string) {
-	dirs, _ := filepath.Glob(sysvRCGlob)
-	for _, d := range dirs {
-		links = append(links, filepath.Join(d, "S50"+name), filepath.Join(d, "K02"+name))
-	}
-	return links, filepath.Join(sysvRunDir, name+".pid")
-}
-
-// sysvCleanup removes the rc links that point at the service's (removed)
-// init script, and its pid file.
-func sysvCleanup(name string) error {
-	script := sysvScriptPath(name)
-	if _, err := os.Stat(script); err == nil {
-		return fmt.Errorf("service %s is still installed (%s exists)", name, script)
-	}
-	links, pid := sysvLeftovers(name)
-	var errs []error
-	for _, l := range links {
-		if target, err := os.Readlink(l); err != nil || target != script {
-			continue // not there, or not ours
-		}
-		if err := os.Remove(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	if err := os.Remove(pid); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
+func SysvLogFiles(name string) [2]string { return osservice.SysvLogFiles("/var/log", name) }

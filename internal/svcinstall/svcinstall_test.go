@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/kardianos/service"
+
+	"github.com/qtunnel/qtunnel/internal/osservice"
 )
 
 func TestCheckArg(t *testing.T) {
@@ -65,18 +67,6 @@ func TestCheckName(t *testing.T) {
 	}
 }
 
-// kardianosSystem returns kardianos's backend named name, or skips.
-func kardianosSystem(t *testing.T, name string) service.System {
-	t.Helper()
-	for _, s := range service.AvailableSystems() {
-		if s.String() == name {
-			return s
-		}
-	}
-	t.Skipf("kardianos has no %s backend on %s", name, runtime.GOOS)
-	return nil
-}
-
 // TestSystemdUnit has kardianos's own systemd backend write the unit from
 // SystemdUnit (as a user unit into a throwaway HOME, with a systemctl
 // that does nothing: the text is the same as for the system unit, which
@@ -85,7 +75,10 @@ func kardianosSystem(t *testing.T, name string) service.System {
 // is not started; where systemd-analyze is installed, it checks the unit
 // (verify) and scores its sandbox (security --offline).
 func TestSystemdUnit(t *testing.T) {
-	sys := kardianosSystem(t, PlatformSystemd)
+	sys := osservice.Backend(PlatformSystemd)
+	if sys == nil {
+		t.Skipf("kardianos has no %s backend on %s", PlatformSystemd, runtime.GOOS)
+	}
 	home, bin := t.TempDir(), t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -106,7 +99,7 @@ func TestSystemdUnit(t *testing.T) {
 	if err := check(c); err != nil {
 		t.Fatal(err)
 	}
-	s, err := sys.New(program{}, kardianosConfig(c, service.KeyValue{"UserService": true}))
+	s, err := sys.New(osservice.NoProgram{}, kardianosConfig(c, service.KeyValue{"UserService": true}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,60 +174,6 @@ func TestSystemdUnit(t *testing.T) {
 	// than 3 means a hardening line went missing.
 	if score > 3.0 {
 		t.Errorf("exposure %.1f, want at most 3.0:\n%s", score, out)
-	}
-}
-
-// TestSysvCleanup checks what Uninstall removes after kardianos on System
-// V: the rc links to this service's script and its pid file, not a link
-// to another script.
-func TestSysvCleanup(t *testing.T) {
-	root := t.TempDir()
-	sysvInitDir, sysvRCGlob, sysvRunDir = filepath.Join(root, "init.d"), filepath.Join(root, "rc[0-6].d"), filepath.Join(root, "run")
-	t.Cleanup(func() { sysvInitDir, sysvRCGlob, sysvRunDir = "/etc/init.d", "/etc/rc[0-6].d", "/var/run" })
-	for _, d := range []string{"init.d", "rc0.d", "rc2.d", "run"} {
-		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ours, other := filepath.Join(root, "rc2.d", "S50qt"), filepath.Join(root, "rc0.d", "K02qt")
-	if err := os.Symlink(sysvScriptPath("qt"), ours); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("/etc/init.d/something-else", other); err != nil {
-		t.Fatal(err)
-	}
-	pid := filepath.Join(root, "run", "qt.pid")
-	if err := os.WriteFile(pid, []byte("1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	script := sysvScriptPath("qt")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := sysvCleanup("qt"); err == nil {
-		t.Fatal("sysvCleanup with the script still there: no error")
-	}
-	if st, err := sysvStatus("qt", service.StatusUnknown, &exec.ExitError{}); st != StatusUnknown || err == nil {
-		// An ExitError without a process state has exit code -1: not a
-		// stopped service.
-		t.Errorf("sysvStatus(exit -1) = %v, %v", st, err)
-	}
-	if err := os.Remove(script); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := sysvStatus("qt", service.StatusUnknown, errors.New("x")); st != StatusNotInstalled || err != nil {
-		t.Errorf("sysvStatus without a script = %v, %v; want not installed", st, err)
-	}
-	if err := sysvCleanup("qt"); err != nil {
-		t.Fatal(err)
-	}
-	for _, gone := range []string{ours, pid} {
-		if _, err := os.Lstat(gone); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s is still there", gone)
-		}
-	}
-	if _, err := os.Lstat(other); err != nil {
-		t.Errorf("the link to another script was removed: %v", err)
 	}
 }
 

@@ -68,7 +68,9 @@
 // too (links only if they point at the service's own init script). Its
 // Status also reports an error for a merely stopped service (issue #364:
 // the init script exits 1 for "Stopped"); Manager.Status reads that as
-// stopped.
+// stopped. Both corrections, the service states and the install, start,
+// stop and remove logic come from package osservice, which this package
+// shares with qtunnel -install-service (package svcinstall).
 package bgservice
 
 import (
@@ -76,22 +78,23 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/kardianos/service"
+
+	"github.com/qtunnel/qtunnel/internal/osservice"
 )
 
 // Platforms kardianos reports (Manager.Platform) that this package treats
 // specially.
 const (
-	PlatformSystemd = "linux-systemd"
-	PlatformSystemV = "unix-systemv"
-	PlatformLaunchd = "darwin-launchd"
-	PlatformWindows = "windows-service"
+	PlatformSystemd = osservice.PlatformSystemd
+	PlatformSystemV = osservice.PlatformSystemV
+	PlatformLaunchd = osservice.PlatformLaunchd
+	PlatformWindows = osservice.PlatformWindows
 )
 
 // DefaultStopTimeout is how long RunService waits for the engine to stop
@@ -138,37 +141,16 @@ type Config struct {
 }
 
 // Status is the service's state as the service manager reports it.
-type Status int
+type Status = osservice.Status
 
 // States.
 const (
-	StatusUnknown      Status = iota // the service manager gave no clear answer
-	StatusNotInstalled               // no such service
-	StatusStopped                    // installed, not running
-	StatusRunning                    // installed and running (or starting)
-	StatusFailed                     // installed, stopped after an error (systemd)
+	StatusUnknown      = osservice.StatusUnknown      // the service manager gave no clear answer
+	StatusNotInstalled = osservice.StatusNotInstalled // no such service
+	StatusStopped      = osservice.StatusStopped      // installed, not running
+	StatusRunning      = osservice.StatusRunning      // installed and running (or starting)
+	StatusFailed       = osservice.StatusFailed       // installed, stopped after an error (systemd)
 )
-
-// String says the state in words.
-func (s Status) String() string {
-	switch s {
-	case StatusNotInstalled:
-		return "not installed"
-	case StatusStopped:
-		return "stopped"
-	case StatusRunning:
-		return "running"
-	case StatusFailed:
-		return "stopped after an error"
-	default:
-		return "unknown"
-	}
-}
-
-// Installed reports whether the state is one of an installed service.
-func (s Status) Installed() bool {
-	return s == StatusStopped || s == StatusRunning || s == StatusFailed
-}
 
 // Errors that Manager's methods wrap.
 var (
@@ -180,9 +162,8 @@ var (
 // service manager (systemctl, service, launchctl) or call the Windows
 // Service Control Manager; they are meant for the tray app, one at a time.
 type Manager struct {
-	cfg      Config
-	svc      service.Service
-	platform string
+	cfg Config
+	ctl osservice.Controller
 }
 
 // New checks c for the service manager kardianos found on this system and
@@ -201,72 +182,53 @@ func New(c Config) (*Manager, error) {
 		return nil, err
 	}
 	// The program is only called by Run, which a Manager never calls.
-	svc, err := service.New(noProgram{}, kc)
+	svc, err := service.New(osservice.NoProgram{}, kc)
 	if err != nil {
 		return nil, fmt.Errorf("bgservice: %w", err)
 	}
-	return &Manager{cfg: c, svc: svc, platform: svc.Platform()}, nil
+	return newManager(c, svc, svc.Platform()), nil
+}
+
+// newManager is a Manager for c (prepared), installed and controlled
+// through svc.
+func newManager(c Config, svc service.Service, platform string) *Manager {
+	m := &Manager{cfg: c}
+	m.ctl = osservice.Controller{
+		Name:     c.Name,
+		Platform: platform,
+		Service:  svc,
+		Wrap:     m.wrap,
+		NotInstalled: func(what string) error {
+			if what == "remove" {
+				return nil // removing only cleans the leftovers
+			}
+			return fmt.Errorf("bgservice: %s %s: %w", what, c.Name, ErrNotInstalled)
+		},
+		AlreadyInstalled: func(string) error {
+			return fmt.Errorf("bgservice: install %s: %w", c.Name, ErrAlreadyInstalled)
+		},
+		Cleanup: m.cleanLeftovers,
+	}
+	return m
 }
 
 // Platform is the service manager kardianos chose: "linux-systemd",
 // "unix-systemv", "darwin-launchd", "windows-service", ...
-func (m *Manager) Platform() string { return m.platform }
+func (m *Manager) Platform() string { return m.ctl.Platform }
 
 // Status asks the service manager about the service.
-func (m *Manager) Status() (Status, error) {
-	st, err := m.svc.Status()
-	if m.platform == PlatformSystemV {
-		return sysvStatus(m.cfg.Name, st, err)
-	}
-	switch {
-	case errors.Is(err, service.ErrNotInstalled):
-		return StatusNotInstalled, nil
-	case err != nil && m.platform == PlatformSystemd && strings.Contains(err.Error(), "failed state"):
-		return StatusFailed, nil
-	case err != nil:
-		return StatusUnknown, fmt.Errorf("bgservice: ask %s about %s: %w", m.platform, m.cfg.Name, err)
-	}
-	switch st {
-	case service.StatusRunning:
-		return StatusRunning, nil
-	case service.StatusStopped:
-		return StatusStopped, nil
-	}
-	return StatusUnknown, nil
-}
+func (m *Manager) Status() (Status, error) { return m.ctl.Status() }
 
 // Install registers the service (enabled: it starts at boot or login)
 // without starting it. It fails with ErrAlreadyInstalled if it is; if it
 // fails half way (say "systemctl --user enable" fails after the unit was
 // written) it removes what it wrote.
 func (m *Manager) Install() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
 	def, err := m.definitionPath()
 	if err != nil {
 		return err
 	}
-	existed := false
-	if def != "" {
-		_, err := os.Lstat(def)
-		existed = err == nil
-	}
-	if st.Installed() || existed {
-		return fmt.Errorf("bgservice: install %s: %w", m.cfg.Name, ErrAlreadyInstalled)
-	}
-	if err := m.svc.Install(); err != nil {
-		// Best effort: undo a half-done install, removing only what
-		// this Install created.
-		m.svc.Uninstall()
-		if def != "" {
-			os.Remove(def)
-		}
-		m.cleanLeftovers()
-		return m.wrap("install", err)
-	}
-	return nil
+	return m.ctl.Install(def)
 }
 
 // definitionPath is the file kardianos writes to define the service, ""
@@ -280,9 +242,9 @@ func (m *Manager) definitionPath() (string, error) {
 		return h, nil
 	}
 	name := m.cfg.Name
-	switch m.platform {
+	switch m.ctl.Platform {
 	case PlatformSystemV:
-		return sysvScript(name), nil
+		return osservice.SysvScriptPath(name), nil
 	case PlatformSystemd:
 		if !m.cfg.UserService {
 			return "/etc/systemd/system/" + name + ".service", nil
@@ -306,81 +268,39 @@ func (m *Manager) definitionPath() (string, error) {
 }
 
 // Start starts the installed service.
-func (m *Manager) Start() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
-	switch {
-	case !st.Installed():
-		return fmt.Errorf("bgservice: start %s: %w", m.cfg.Name, ErrNotInstalled)
-	case st == StatusRunning:
-		return nil
-	}
-	return m.wrap("start", m.svc.Start())
-}
+func (m *Manager) Start() error { return m.ctl.Start() }
 
 // Stop stops the service; stopping a stopped service is not an error.
-func (m *Manager) Stop() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
-	switch {
-	case !st.Installed():
-		return fmt.Errorf("bgservice: stop %s: %w", m.cfg.Name, ErrNotInstalled)
-	case st != StatusRunning:
-		return nil
-	}
-	return m.wrap("stop", m.svc.Stop())
-}
+func (m *Manager) Stop() error { return m.ctl.Stop() }
 
 // Uninstall stops the service if it runs and removes it, with what
 // kardianos leaves behind (see the package comment). Removing a service
 // that is not installed only cleans those leftovers.
-func (m *Manager) Uninstall() error {
-	st, err := m.Status()
-	if err != nil {
-		return err
-	}
-	if st == StatusRunning {
-		if err := m.svc.Stop(); err != nil {
-			return m.wrap("stop (before removing)", err)
-		}
-	}
-	if st.Installed() {
-		if err := m.svc.Uninstall(); err != nil {
-			return m.wrap("remove", err)
-		}
-	}
-	return m.cleanLeftovers()
-}
+func (m *Manager) Uninstall() error { return m.ctl.Uninstall() }
 
 func (m *Manager) wrap(what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	hint := ""
-	var ee *exec.ExitError
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		hint = " (a system service needs administrator rights)"
-	case errors.As(err, &ee) && m.platform == PlatformSystemd:
+	failed := ""
+	if m.ctl.Platform == PlatformSystemd {
 		// kardianos keeps systemctl's exit status, not what it said.
 		user := ""
 		if m.cfg.UserService {
 			user = " --user"
 		}
-		hint = fmt.Sprintf(" (systemctl failed: see \"systemctl%s status %s.service\")", user, m.cfg.Name)
+		failed = fmt.Sprintf("systemctl failed: see \"systemctl%s status %s.service\"", user, m.cfg.Name)
 	}
-	return fmt.Errorf("bgservice: %s %s (%s): %w%s", what, m.cfg.Name, m.platform, err, hint)
+	return osservice.WrapError(fmt.Sprintf("bgservice: %s %s (%s)", what, m.cfg.Name, m.ctl.Platform), err,
+		"a system service needs administrator rights", failed)
 }
 
 // cleanLeftovers removes what kardianos's uninstall leaves behind.
 func (m *Manager) cleanLeftovers() error {
-	switch m.platform {
+	switch m.ctl.Platform {
 	case PlatformSystemV:
-		return sysvCleanup(m.cfg.Name, sysvLogDir(m.cfg))
+		logs := osservice.SysvLogFiles(logDirOr(m.cfg, "/var/log"), m.cfg.Name)
+		if err := osservice.SysvCleanup(m.cfg.Name, logs[:]...); err != nil {
+			return fmt.Errorf("bgservice: %w", err)
+		}
+		return nil
 	case PlatformLaunchd:
 		dir, err := launchdLogDir(m.cfg)
 		if err != nil {
@@ -397,15 +317,7 @@ func (m *Manager) cleanLeftovers() error {
 	return nil
 }
 
-// noProgram is the service.Interface of a Manager, which never runs the
-// service itself.
-type noProgram struct{}
-
-func (noProgram) Start(service.Service) error { return nil }
-func (noProgram) Stop(service.Service) error  { return nil }
-
 var (
-	nameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	envKeyRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// shellSafeRE is what an argument or value may hold where kardianos
 	// writes it unquoted into a shell script or an Environment= line.
@@ -414,7 +326,7 @@ var (
 
 // prepare checks c for platform and fills in defaults.
 func prepare(c Config, platform string) (Config, error) {
-	if !nameRE.MatchString(c.Name) {
+	if !osservice.ValidName(c.Name) {
 		return c, fmt.Errorf("bgservice: the service name %q must be letters, digits, '.', '_' and '-'", c.Name)
 	}
 	if c.DisplayName == "" {
@@ -472,18 +384,15 @@ func prepare(c Config, platform string) (Config, error) {
 // checkArg refuses a secret on the command line and what the platform's
 // service definition cannot carry.
 func checkArg(a, platform string) error {
-	flag := strings.TrimLeft(a, "-")
-	if strings.HasPrefix(a, "-") && (flag == "secret" || strings.HasPrefix(flag, "secret=")) {
+	if osservice.IsSecretArg(a) {
 		return errors.New("bgservice: the secret must not be on the service's command line, which other users can read; the service reads it from the keyring")
 	}
 	return checkText("argument "+fmt.Sprintf("%q", a), a, platform)
 }
 
 func checkText(what, s, platform string) error {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("bgservice: %s contains a control character", what)
-		}
+	if osservice.HasControl(s) {
+		return fmt.Errorf("bgservice: %s contains a control character", what)
 	}
 	switch platform {
 	case PlatformLaunchd, PlatformWindows:

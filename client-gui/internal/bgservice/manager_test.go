@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kardianos/service"
+	"github.com/qtunnel/qtunnel/internal/osservice"
 )
 
 // fakeSystemdManager is a Manager on kardianos's systemd backend for a
@@ -19,7 +19,10 @@ import (
 // for the actions listed in fail and succeeds (saying nothing) otherwise.
 func fakeSystemdManager(t *testing.T, fail ...string) (*Manager, string) {
 	t.Helper()
-	sys := kardianosSystem(t, PlatformSystemd)
+	sys := osservice.Backend(PlatformSystemd)
+	if sys == nil {
+		t.Skipf("kardianos has no %s backend on %s", PlatformSystemd, runtime.GOOS)
+	}
 	home, bin := t.TempDir(), t.TempDir()
 	script := "#!/bin/sh\ncase \"$1\" in\n"
 	for _, f := range fail {
@@ -39,11 +42,11 @@ func fakeSystemdManager(t *testing.T, fail ...string) (*Manager, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sys.New(noProgram{}, kc)
+	s, err := sys.New(osservice.NoProgram{}, kc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &Manager{cfg: c, svc: s, platform: PlatformSystemd}
+	m := newManager(c, s, PlatformSystemd)
 	return m, filepath.Join(home, ".config", "systemd", "user", c.Name+".service")
 }
 
@@ -104,16 +107,4 @@ func TestSystemdUnitIsWhatKardianosWrites(t *testing.T) {
 	if string(got) != want {
 		t.Fatalf("installed unit:\n%s\nwant:\n%s", got, want)
 	}
-}
-
-// kardianosSystem returns kardianos's backend named name, or skips.
-func kardianosSystem(t *testing.T, name string) service.System {
-	t.Helper()
-	for _, s := range service.AvailableSystems() {
-		if s.String() == name {
-			return s
-		}
-	}
-	t.Skipf("kardianos has no %s backend on %s", name, runtime.GOOS)
-	return nil
 }

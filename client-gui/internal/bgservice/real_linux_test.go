@@ -145,13 +145,13 @@ func TestRealService(t *testing.T) {
 	}
 
 	// kardianos's own uninstall, to see (and say) what it leaves behind.
-	if err := m.svc.Uninstall(); err != nil {
+	if err := m.ctl.Service.Uninstall(); err != nil {
 		t.Fatalf("kardianos Uninstall: %v", err)
 	}
 	left := leftovers(t, platform, name)
 	t.Logf("kardianos's Uninstall left behind: %v", left)
 	if platform == PlatformSystemV && len(left) == 0 {
-		t.Log("kardianos now cleans up after itself on System V: sysvCleanup may be obsolete")
+		t.Log("kardianos now cleans up after itself on System V: osservice.SysvCleanup may be obsolete")
 	}
 	status(StatusNotInstalled)
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kardianos/service"
+
+	"github.com/qtunnel/qtunnel/internal/osservice"
 )
 
 // RunService is the service process's main loop: it hands control to the
@@ -30,7 +32,7 @@ func RunService(c Config, run func(ctx context.Context) error) error {
 	if run == nil {
 		return errors.New("bgservice: RunService needs a function to run")
 	}
-	if !nameRE.MatchString(c.Name) {
+	if !osservice.ValidName(c.Name) {
 		return fmt.Errorf("bgservice: the service name %q must be letters, digits, '.', '_' and '-'", c.Name)
 	}
 	p := newProgram(run, c.StopTimeout)
