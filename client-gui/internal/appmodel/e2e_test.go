@@ -290,3 +290,24 @@ func TestSeveralServers(t *testing.T) {
 		t.Errorf("a bad second server: %v", errs)
 	}
 }
+
+// TestDetailsListServers: "copy details" names each of several servers,
+// which one is in use and why another is not, and the failovers.
+func TestDetailsListServers(t *testing.T) {
+	m := New(Options{ConfigPath: filepath.Join(t.TempDir(), "client.yaml"), Control: control.NewClient(filepath.Join(t.TempDir(), "none.sock")), Secrets: &memSecrets{}})
+	st := &control.Status{Role: control.RoleClient, State: control.StateConnected, Server: "b.example:443", Failovers: 1,
+		Servers: []control.ServerStatus{
+			{Address: "a.example:443", State: control.StateConnecting, LastError: "no answer from the server"},
+			{Address: "b.example:443", State: control.StateConnected, Healthy: true, Active: true, RTTMillis: 31},
+		}}
+	got := m.details(st, View{State: StateOn})
+	for _, want := range []string{
+		"server a.example:443: connecting, healthy false, in use false, rtt 0.0 ms, last error: no answer from the server\n",
+		"server b.example:443: connected, healthy true, in use true, rtt 31.0 ms\n",
+		"failovers: 1\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("details lack %q:\n%s", want, got)
+		}
+	}
+}

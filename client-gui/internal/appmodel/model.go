@@ -219,6 +219,16 @@ func (m *Model) details(st *control.Status, v View) string {
 	if st.LastError != "" {
 		fmt.Fprintf(&b, "last error: %s\n", st.LastError)
 	}
+	for _, s := range st.Servers {
+		fmt.Fprintf(&b, "server %s: %s, healthy %t, in use %t, rtt %.1f ms", s.Address, s.State, s.Healthy, s.Active, s.RTTMillis)
+		if s.LastError != "" {
+			fmt.Fprintf(&b, ", last error: %s", s.LastError)
+		}
+		b.WriteByte('\n')
+	}
+	if st.Failovers > 0 {
+		fmt.Fprintf(&b, "failovers: %d\n", st.Failovers)
+	}
 	for _, f := range st.Forwards {
 		fmt.Fprintf(&b, "forward %s: %s -> %s, %d total, %d failed", f.Name, f.Listen, orWords(f.Target, "(default)"), f.Total, f.Failed)
 		if f.LastError != "" {
