@@ -250,8 +250,17 @@ func (m *MultiDialer) heartbeat(ctx context.Context, mb *member) error {
 	m.mu.Lock()
 	mb.noHeartbeat = false // it may have been upgraded since it refused
 	m.mu.Unlock()
-	m.heardFrom(mb, heard.Sub(start))
+	m.heardFrom(mb, m.rttSample(mb, heard.Sub(start)))
 
+	// Signs of life: an echo, or on QUIC any packet from the server. A
+	// packet lost on a lossy path holds the echoes behind it until it is
+	// sent again (the stream is ordered), while the server's ACKs of the
+	// later heartbeats still arrive; counting them keeps a slow but live
+	// path from being taken for a dead one. Echoes still matter: a
+	// server whose QUIC stack answers but which echoes nothing for three
+	// times the limit is given up all the same.
+	alive, checked := heard, heard
+	var packets uint64
 	var sent [256]time.Time // when each sequence byte went out
 	var seq byte
 	var buf [64]byte
@@ -272,7 +281,7 @@ func (m *MultiDialer) heartbeat(ctx context.Context, mb *member) error {
 		// Wake for the next heartbeat, or the moment silence would last
 		// too long, whichever is first.
 		wake := next
-		if due := heard.Add(limit); silentSince.IsZero() && due.Before(next) {
+		if due := alive.Add(limit); silentSince.IsZero() && due.Before(next) {
 			wake = due
 		}
 		_ = st.SetReadDeadline(wake)
@@ -283,34 +292,59 @@ func (m *MultiDialer) heartbeat(ctx context.Context, mb *member) error {
 			for _, b := range buf[:n] {
 				sample = now.Sub(sent[b])
 			}
-			heard = now
-			if !silentSince.IsZero() {
-				m.cfg.Logger.Info("server answers again", "server", mb.addr, "silent_for", now.Sub(silentSince).Round(time.Millisecond))
-				silentSince = time.Time{}
-			}
-			m.heardFrom(mb, sample)
+			heard, alive = now, now
+			m.heardFrom(mb, m.rttSample(mb, sample))
 		}
 		if err != nil && !isTimeout(err) {
 			return fmt.Errorf("heartbeat to %s: %w", mb.addr, err)
 		}
-		silence := now.Sub(heard)
-		if silence >= limit && silentSince.IsZero() {
-			silentSince = heard
-			m.cfg.Logger.Warn("server stopped answering; new connections go to another server", "server", mb.addr, "silent_for", silence.Round(time.Millisecond))
+		if p := mb.dialer.Status().PacketsReceived; p != packets {
+			// They came after the last look: count from then, not now,
+			// so that a dead server is not thought alive a wake longer.
+			if p > packets && checked.After(alive) {
+				alive = checked
+			}
+			packets = p // a new connection counts from zero
+		}
+		checked = now
+		silent := now.Sub(alive) >= limit || now.Sub(heard) >= 3*limit
+		switch {
+		case silent && silentSince.IsZero():
+			silentSince = alive
+			m.cfg.Logger.Warn("server stopped answering; new connections go to another server", "server", mb.addr,
+				"silent_for", now.Sub(alive).Round(time.Millisecond), "no_echo_for", now.Sub(heard).Round(time.Millisecond))
 			m.mu.Lock()
 			mb.heard = false
 			mb.lastErr = ErrSilent
 			m.chooseLocked()
 			m.mu.Unlock()
 			m.changes.notify()
+		case !silent && !silentSince.IsZero():
+			m.cfg.Logger.Info("server answers again", "server", mb.addr, "silent_for", now.Sub(silentSince).Round(time.Millisecond))
+			silentSince = time.Time{}
+			m.mu.Lock()
+			mb.heard = true
+			m.chooseLocked()
+			m.mu.Unlock()
+			m.changes.notify()
 		}
-		if silence >= 3*limit && m.giveUp(mb) {
+		if now.Sub(heard) >= 3*limit && m.giveUp(mb) {
 			return ErrSilent
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
+}
+
+// rttSample is the round trip to rank mb by: QUIC's own estimate when the
+// connection has one (loss recovery does not inflate it, as it does an
+// echo held behind a lost packet), else the echo's.
+func (m *MultiDialer) rttSample(mb *member, echo time.Duration) time.Duration {
+	if rtt := mb.dialer.Status().RTT; rtt > 0 {
+		return rtt
+	}
+	return echo
 }
 
 // heardFrom records a heartbeat answer and its round trip.

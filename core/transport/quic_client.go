@@ -615,7 +615,7 @@ func (d *QUICDialer) Status() Status {
 	st := Status{State: d.state, Since: d.since, LastError: d.lastErr, Connects: d.connects, Migrations: d.migrations}
 	if d.conn != nil {
 		cs := d.conn.ConnectionStats()
-		st.RTT, st.PacketsSent, st.PacketsLost = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsLost
+		st.RTT, st.PacketsSent, st.PacketsLost, st.PacketsReceived = cs.SmoothedRTT, cs.PacketsSent, cs.PacketsLost, cs.PacketsReceived
 	}
 	return st
 }

@@ -59,6 +59,10 @@ type Status struct {
 	// packets, and those declared lost (zero in TCP mode: the kernel keeps
 	// that to itself).
 	PacketsSent, PacketsLost uint64
+	// PacketsReceived counts the current QUIC connection's packets from
+	// the server (zero in TCP mode): a sign of life even when a stream's
+	// data waits for a lost packet.
+	PacketsReceived uint64
 	// Server is the address new streams go to, for a client with several
 	// servers (MultiDialer); "" otherwise or when none is healthy.
 	Server string
