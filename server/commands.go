@@ -32,6 +32,7 @@ var subcommands = map[string]func(ctx context.Context, args []string, stdout, st
 	"set-secret": cmdSetSecret,
 	"share":      cmdShare,
 	"import":     cmdImport,
+	"health":     cmdHealth,
 }
 
 const subcommandUsage = `Commands that talk to a running qtunnel (the client's, or with -server the

@@ -9,14 +9,11 @@ import (
 	"github.com/qtunnel/qtunnel/control"
 )
 
-// qtunnel health is for container health checks (the image's HEALTHCHECK)
-// and Kubernetes probes: exit 0 when the local qtunnel answers on its
-// control socket and is doing its job (a server serving, a client
-// connected to its server), else a one-line reason on stderr and exit 1.
-// It lives in its own file and registers itself, so that commands.go stays
-// as it is.
-func init() { subcommands["health"] = cmdHealth }
-
+// cmdHealth is qtunnel health, for container health checks (the image's
+// HEALTHCHECK) and Kubernetes probes: exit 0 when the local qtunnel
+// answers on its control socket and is doing its job (a server serving, a
+// client connected to its server), else a one-line reason on stderr and
+// exit 1.
 func cmdHealth(ctx context.Context, args []string, stdout, _ io.Writer, _ func(string) string) error {
 	var cf controlFlags
 	fs := newCommandFlags("health", &cf)
