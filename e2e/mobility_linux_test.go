@@ -381,12 +381,19 @@ func TestNATRebindingInLab(t *testing.T) {
 	// The router's packets pass conntrack twice, once on each side of the
 	// link emulator (TUN devices tc2s and ts2c): conntrack zones keep the
 	// two passes apart, so that the NAT applies on the server's side only.
+	// As a real NAT does, it drops what the server sends to a mapping it
+	// has forgotten: otherwise a server packet that comes first after the
+	// flush makes an un-NATed flow that the client's packets then follow.
 	natTo := func(port int) {
 		rules := fmt.Sprintf(`table ip qtnat {
 	chain pre {
 		type filter hook prerouting priority raw ;
 		iifname { "r0", "ts2c" } ct zone set 1
 		iifname { "tc2s", "r1" } ct zone set 2
+	}
+	chain forget {
+		type filter hook forward priority filter ;
+		iifname "r1" ct state new drop
 	}
 	chain post {
 		type nat hook postrouting priority srcnat ;
