@@ -384,8 +384,12 @@ func TestNATRebindingInLab(t *testing.T) {
 	// As a real NAT does, it drops what the server sends to a mapping it
 	// has forgotten: otherwise a server packet that comes first after the
 	// flush makes an un-NATed flow that the client's packets then follow.
+	// One nft transaction replaces the table, so that no packet passes
+	// between the old rules and the new ones without NAT.
 	natTo := func(port int) {
-		rules := fmt.Sprintf(`table ip qtnat {
+		rules := fmt.Sprintf(`table ip qtnat
+delete table ip qtnat
+table ip qtnat {
 	chain pre {
 		type filter hook prerouting priority raw ;
 		iifname { "r0", "ts2c" } ct zone set 1
@@ -415,7 +419,6 @@ func TestNATRebindingInLab(t *testing.T) {
 	go func() { done <- testutil.PacedEcho(c, 64<<20, 256<<10, 5*time.Millisecond) }()
 	time.Sleep(time.Second)
 	// The NAT forgets: a new rule, and the old mapping dropped.
-	inRouter("nft", "delete", "table", "ip", "qtnat")
 	natTo(40010)
 	inRouter("conntrack", "-D", "-p", "udp", "-w", "2")
 	select {
