@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -46,18 +45,7 @@ func testFailoverInLab(t *testing.T, quic bool) {
 	client := startInLab(t, l, l.Client, "-listen=127.0.0.1:8000", "-backend="+first+","+second, "-clientmode=true", modeFlag(quic),
 		"-secret-file="+secretPath, "-control="+controlPath)
 	client.waitLog(`msg="client started"`, 20*time.Second)
-	status := func() control.Status {
-		t.Helper()
-		code, out, errOut := runQT(t, nil, "status", "-json", "-control="+controlPath)
-		if code != 0 {
-			t.Fatalf("qtunnel status: exit %d: %s", code, errOut)
-		}
-		var st control.Status
-		if err := json.Unmarshal([]byte(out), &st); err != nil {
-			t.Fatalf("qtunnel status -json: %v: %s", err, out)
-		}
-		return st
-	}
+	status := func() control.Status { return statusJSON(t, nil, "-control="+controlPath) }
 	// Both servers connected and answering their heartbeats.
 	var st control.Status
 	deadline := time.Now().Add(20 * time.Second)

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/qtunnel/qtunnel/control"
 	"github.com/qtunnel/qtunnel/lab"
 )
 
@@ -28,14 +26,7 @@ func TestNoFalseFailoverInLab(t *testing.T) {
 	client.waitLog(`msg="using server"`, 30*time.Second)
 	time.Sleep(30 * time.Second)
 
-	code, out, errOut := runQT(t, nil, "status", "-json", "-control="+controlPath)
-	if code != 0 {
-		t.Fatalf("qtunnel status: exit %d: %s", code, errOut)
-	}
-	var st control.Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("qtunnel status -json: %v: %s", err, out)
-	}
+	st := statusJSON(t, nil, "-control="+controlPath)
 	for _, s := range st.Servers {
 		t.Logf("%s: healthy %t, in use %t, rtt %.1f ms", s.Address, s.Healthy, s.Active, s.RTTMillis)
 		if !s.Healthy {
